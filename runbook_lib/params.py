@@ -1,0 +1,434 @@
+"""Parameters: one YAML file per target, validated before any kernel starts.
+
+Every name from the incident is a parameter. Unknown keys are rejected (papermill would only
+warn), types are checked, and cross-field rules hold. Any problem becomes one ``ParameterError``
+line: ``<file>: <key.path>: <what was expected>``.
+
+Relative paths inside a file (evidence folder, CA bundle, password and secret-value files) are
+resolved against the file's own folder, so a parameters file means the same from anywhere.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ParameterError
+
+NAME = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"  # GCP resource names
+DOMAIN = r"^(\*\.)?([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,}$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Target(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="appears in report folder names")
+    mode: Literal["live", "sandbox", "replay"]
+    scenario: str | None = None
+    evidence_dir: str | None = None
+    time_scale: float = Field(default=1.0, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _mode_needs(self) -> "Target":
+        if self.mode == "sandbox" and not self.scenario:
+            raise ValueError("scenario: a sandbox target needs a scenario (e.g. issue-1278)")
+        if self.mode == "replay" and not self.evidence_dir:
+            raise ValueError("evidence_dir: a replay target needs the folder of recorded evidence")
+        if self.mode == "live" and self.time_scale != 1.0:
+            raise ValueError("time_scale: a live target runs in real time (time_scale: 1.0)")
+        return self
+
+
+class Endpoints(Strict):
+    """Where the Google APIs are. Live defaults; ``runbook sandbox up`` points them at the emulator."""
+
+    vpcaccess: str = "https://vpcaccess.googleapis.com"
+    sqladmin: str = "https://sqladmin.googleapis.com"
+    compute: str = "https://compute.googleapis.com"
+    secretmanager: str = "https://secretmanager.googleapis.com"
+    run: str = "https://run.googleapis.com"
+    monitoring: str = "monitoring.googleapis.com:443"
+    monitoring_insecure: bool = False
+    credentials: Literal["adc", "anonymous"] = "adc"
+
+    @field_validator("vpcaccess", "sqladmin", "compute", "secretmanager", "run")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/\s]+$", v):
+            raise ValueError("expected a base URL like https://HOST[:PORT] with no path")
+        return v
+
+
+class Network(Strict):
+    """How probes reach the domains: ``connect_to`` works like ``curl --connect-to``."""
+
+    connect_to: dict[str, str] = Field(default_factory=dict)
+    ca_bundle: str | None = None
+
+    @field_validator("connect_to")
+    @classmethod
+    def _pairs(cls, v: dict[str, str]) -> dict[str, str]:
+        for k, target in v.items():
+            for part in (k, target):
+                if not re.match(r"^[A-Za-z0-9.*\-\[\]:]+:\d{1,5}$", part):
+                    raise ValueError(f"expected HOST:PORT -> ADDR:PORT entries, got {k!r}: {target!r}")
+        return v
+
+
+class Deadlines(Strict):
+    api_s: float = Field(default=10.0, gt=0, le=300)
+    probe_s: float = Field(default=10.0, gt=0, le=300)
+    monitoring_s: float = Field(default=10.0, gt=0, le=300)
+    operation_s: float = Field(default=300.0, gt=0, le=3600)
+    retries: int = Field(default=3, ge=0, le=10)
+
+
+class Connector(Strict):
+    name: str = Field(pattern=NAME)
+    network: str = Field(pattern=NAME)
+    ip_cidr_range: str
+    machine_type: str = "e2-micro"
+    min_instances: int = Field(default=2, ge=2, le=9)
+    max_instances: int = Field(default=10, ge=3, le=10)
+    subnet: str | None = None
+
+    @field_validator("ip_cidr_range")
+    @classmethod
+    def _cidr(cls, v: str) -> str:
+        try:
+            net = ipaddress.ip_network(v, strict=True)
+        except ValueError:
+            raise ValueError(f"expected an IPv4 range like 10.8.0.0/28, got {v!r}") from None
+        if net.prefixlen != 28:
+            raise ValueError(f"expected a /28 range (Serverless VPC Access requires it), got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> "Connector":
+        if self.min_instances > self.max_instances:
+            raise ValueError(
+                f"min_instances: must be <= max_instances ({self.max_instances}), got {self.min_instances}"
+            )
+        return self
+
+
+class CloudSQL(Strict):
+    instance: str = Field(pattern=NAME)
+    network: str = Field(pattern=NAME)
+    database: str = "postgres"
+    user: str = "postgres"
+    password_env: str | None = None
+    password_file: str | None = None
+    host: str | None = None
+    port: int = Field(default=5432, ge=1, le=65535)
+    sslmode: Literal["disable", "require", "verify-ca", "verify-full"] = "require"
+    probe_samples: int = Field(default=10, ge=1, le=1000)
+    probe_concurrency: int = Field(default=5, ge=1, le=100)
+    connect_threshold_s: float = Field(default=35.0, gt=0)
+    min_max_connections: int = Field(default=100, ge=1)
+    required_flags: dict[str, str] = Field(
+        default_factory=lambda: {"statement_timeout": "30000", "lock_timeout": "10000"}
+    )
+
+
+class CloudRun(Strict):
+    services: list[str] = Field(min_length=1)
+    vpc_egress: Literal["ALL_TRAFFIC", "PRIVATE_RANGES_ONLY"] = "ALL_TRAFFIC"
+    deprecated_domain_patterns: list[str] = Field(default_factory=list)
+
+
+class HealthCheckPolicy(Strict):
+    timeout_s: int = Field(default=60, ge=1, le=300)
+    interval_s: int = Field(default=60, ge=1, le=300)
+    unhealthy_threshold: int = Field(default=10, ge=1, le=10)
+    healthy_threshold: int = Field(default=2, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _timeout_le_interval(self) -> "HealthCheckPolicy":
+        if self.timeout_s > self.interval_s:
+            raise ValueError(
+                f"timeout_s: must be <= interval_s ({self.interval_s}), got {self.timeout_s}"
+            )
+        return self
+
+
+class LoadBalancer(Strict):
+    https_proxy: str = Field(pattern=NAME)
+    certificate_name: str = Field(default="staging-managed-cert", pattern=NAME)
+    backend_services: list[str] = Field(min_length=1)
+    health_checks: dict[str, str] = Field(min_length=1, description="health check name -> request path")
+    backend_timeout_s: int = Field(default=600, ge=1, le=86400)
+    startup_s: int = Field(default=600, ge=0, le=3600)
+    health_check: HealthCheckPolicy = Field(default_factory=HealthCheckPolicy)
+
+    @field_validator("health_checks")
+    @classmethod
+    def _paths(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, path in v.items():
+            if not path.startswith("/"):
+                raise ValueError(f"expected a request path starting with '/' for {name}, got {path!r}")
+        return v
+
+
+class Domains(Strict):
+    frontend: str = Field(pattern=DOMAIN)
+    api: str = Field(pattern=DOMAIN)
+    wildcard: str = Field(default="", description="the certificate name family, e.g. *.netrasystems.ai")
+    health_paths: list[str] = Field(default_factory=lambda: ["/health", "/auth/health"])
+    expiry_warn_days: int = Field(default=30, ge=0)
+    expiry_fail_days: int = Field(default=7, ge=0)
+
+    @model_validator(mode="after")
+    def _fail_before_warn(self) -> "Domains":
+        if self.expiry_fail_days > self.expiry_warn_days:
+            raise ValueError(
+                f"expiry_fail_days: must be <= expiry_warn_days ({self.expiry_warn_days}), "
+                f"got {self.expiry_fail_days}"
+            )
+        return self
+
+
+class Secrets(Strict):
+    required: list[str] = Field(min_length=1)
+    inspect_values: bool = False
+    expiry_warn_days: int = Field(default=30, ge=0)
+
+    @field_validator("required")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        dupes = sorted({s for s in v if v.count(s) > 1})
+        if dupes:
+            raise ValueError(f"expected unique secret names, {', '.join(dupes)} repeated")
+        for s in v:
+            if not re.match(r"^[A-Za-z0-9_-]{1,255}$", s):
+                raise ValueError(f"expected secret ids of letters, digits, - and _, got {s!r}")
+        return v
+
+
+class Thresholds(Strict):
+    """Real-world limits (seconds). Sandbox measurements are compared after ``time_scale``."""
+
+    db_connect_s: float = Field(default=35.0, gt=0)
+    api_response_s: float = Field(default=5.0, gt=0)
+    health_response_s: float = Field(default=10.0, gt=0)
+    ws_connect_s: float = Field(default=10.0, gt=0)
+    startup_s: float = Field(default=300.0, gt=0)
+    error_rate_pct: float = Field(default=1.0, ge=0, le=100)
+
+
+class Monitoring(Strict):
+    enabled: bool = True
+    lookback_minutes: int = Field(default=60, ge=1, le=10080)
+
+
+class SecretValues(Strict):
+    """Where a person puts secret values for remediation. Never the values themselves."""
+
+    env: dict[str, str] = Field(default_factory=dict, description="secret id -> environment variable")
+    file: str | None = Field(default=None, description="a KEY=VALUE file, one secret per line")
+
+
+class Remediation(Strict):
+    apply: bool = False
+    confirm: str = ""
+    skip: list[str] = Field(default_factory=list, description="action ids to leave out of the plan")
+    secret_values: SecretValues = Field(default_factory=SecretValues)
+    wait_s: float = Field(default=120.0, gt=0, description="how long to wait for certificates to turn ACTIVE")
+
+
+class GoldenPath(Strict):
+    user: str = "demo@netrasystems.ai"
+    password_env: str | None = None
+    password_file: str | None = None
+    message: str = "Is staging back?"
+    requests: int = Field(default=50, ge=1, le=10000)
+    events: list[str] = Field(
+        default_factory=lambda: [
+            "agent_started", "agent_thinking", "tool_executing", "tool_completed", "agent_completed",
+        ],
+        min_length=1,
+    )
+
+
+class Impact(Strict):
+    name: str
+    arr_usd: int = Field(ge=0)
+    staging_dependency_pct: float = Field(ge=0, le=100)
+
+
+class LabelChange(Strict):
+    add: list[str] = Field(default_factory=list)
+    remove: list[str] = Field(default_factory=list)
+
+
+class Handback(Strict):
+    repo: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+    issue: int | None = Field(default=None, ge=1)
+    incident: str = "Issue #1278"
+    labels_when_healthy: LabelChange = Field(default_factory=LabelChange)
+    labels_when_unhealthy: LabelChange = Field(default_factory=LabelChange)
+    business_impact: list[Impact] = Field(default_factory=list)
+
+
+class Params(Strict):
+    target: Target
+    project: str = Field(pattern=r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
+    region: str = Field(pattern=r"^[a-z]+-[a-z]+\d+$")
+    endpoints: Endpoints = Field(default_factory=Endpoints)
+    network: Network = Field(default_factory=Network)
+    deadlines: Deadlines = Field(default_factory=Deadlines)
+    connector: Connector
+    cloudsql: CloudSQL
+    cloud_run: CloudRun
+    load_balancer: LoadBalancer
+    domains: Domains
+    secrets: Secrets
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
+    remediation: Remediation = Field(default_factory=Remediation)
+    golden_path: GoldenPath = Field(default_factory=GoldenPath)
+    handback: Handback = Field(default_factory=Handback)
+
+    @model_validator(mode="after")
+    def _cross(self) -> "Params":
+        if self.remediation.apply and not self.remediation.confirm:
+            raise ValueError(
+                "remediation.confirm: applying needs the plan id shown by the dry run (confirm: <plan id>)"
+            )
+        unknown = sorted(set(self.remediation.secret_values.env) - set(self.secrets.required))
+        if unknown:
+            raise ValueError(
+                f"remediation.secret_values.env: expected ids from secrets.required, got {', '.join(unknown)}"
+            )
+        return self
+
+    # Thresholds measured on the wire scale with the target's clock (sandbox time runs faster).
+    def scaled(self, seconds: float) -> float:
+        return seconds * self.target.time_scale
+
+
+# --- loading -------------------------------------------------------------------------------
+
+PATH_KEYS = (
+    ("target", "evidence_dir"),
+    ("network", "ca_bundle"),
+    ("cloudsql", "password_file"),
+    ("golden_path", "password_file"),
+    ("remediation", "secret_values", "file"),
+)
+
+
+def load_params(
+    path: str | Path, overrides: Sequence[str] | Mapping[str, Any] = (), *, label: str | None = None
+) -> Params:
+    """Read, override and validate a parameters file; raise ``ParameterError`` with one line."""
+    path = Path(path)
+    source = label or str(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ParameterError(source, "(file)", "file not found") from None
+    except OSError as exc:
+        raise ParameterError(source, "(file)", f"cannot be read ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "(file)"
+        raise ParameterError(source, where, f"expected valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ParameterError(source, "(top level)", f"expected a mapping of sections, got {type(data).__name__}")
+    items = overrides.items() if isinstance(overrides, Mapping) else [_split_override(o) for o in overrides]
+    for key, value in items:
+        _set_path(data, key, value, source=f"-p {key}")
+    _resolve_paths(data, path.parent)
+    return validate(data, source)
+
+
+def validate(data: dict, source: str) -> Params:
+    try:
+        return Params.model_validate(data)
+    except ValidationError as exc:
+        raise _one_line(exc, source) from None
+
+
+def _split_override(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ParameterError(f"-p {text}", "(override)", "expected KEY.PATH=VALUE, e.g. -p cloudsql.probe_samples=20")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def _set_path(data: dict, dotted: str, value: Any, *, source: str) -> None:
+    parts = dotted.split(".")
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        nxt = node.setdefault(part, {})
+        if not isinstance(nxt, dict):
+            raise ParameterError(source, ".".join(parts[: i + 1]), "is a value, not a section")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def _resolve_paths(data: dict, base: Path) -> None:
+    for keys in PATH_KEYS:
+        node = data
+        for k in keys[:-1]:
+            node = node.get(k) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(keys[-1]), str):
+            p = Path(node[keys[-1]]).expanduser()
+            node[keys[-1]] = str(p if p.is_absolute() else (base / p).resolve())
+
+
+def _one_line(exc: ValidationError, source: str) -> ParameterError:
+    err = exc.errors()[0]
+    loc = [str(x) for x in err["loc"]]
+    msg = err["msg"]
+    # Our own validators say "field: message" to point at the precise key of a cross-field rule.
+    if err["type"] == "value_error":
+        msg = msg.removeprefix("Value error, ")
+        head, sep, rest = msg.partition(": ")
+        if sep and re.match(r"^[a-z_.]+$", head):
+            loc = head.split(".") if "." in head else loc + [head]
+            msg = rest
+        expected = msg
+    elif err["type"] == "extra_forbidden":
+        expected = "unknown key" + _known_keys_hint(loc)
+    elif err["type"] == "missing":
+        expected = "required key is missing"
+    else:
+        expected = msg.replace("Input should be", "expected").replace("String should", "expected to")
+        if "input" in err and not isinstance(err["input"], (dict, list)):
+            expected += f", got {err['input']!r}"
+    more = len(exc.errors()) - 1
+    if more:
+        expected += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return ParameterError(source, ".".join(loc) or "(top level)", expected)
+
+
+def _known_keys_hint(loc: list[str]) -> str:
+    model: type[BaseModel] = Params
+    for part in loc[:-1]:
+        field = model.model_fields.get(part)
+        ann = getattr(field, "annotation", None)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return ""
+        model = ann
+    return f" (expected one of: {', '.join(model.model_fields)})"
+
+
+def dump_params(params: Params) -> str:
+    """YAML of the effective parameters (no secret values ever live in parameters)."""
+    return yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False)
