@@ -177,12 +177,19 @@ class LoadBalancer(Strict):
 
 
 class Domains(Strict):
-    frontend: str = Field(pattern=DOMAIN)
-    api: str = Field(pattern=DOMAIN)
+    frontend: str
+    api: str
     wildcard: str = Field(default="", description="the certificate name family, e.g. *.netrasystems.ai")
     health_paths: list[str] = Field(default_factory=lambda: ["/health", "/auth/health"])
     expiry_warn_days: int = Field(default=30, ge=0)
     expiry_fail_days: int = Field(default=7, ge=0)
+
+    @field_validator("frontend", "api")
+    @classmethod
+    def _domain(cls, v: str) -> str:
+        if not re.match(DOMAIN, v) or v.startswith("*."):
+            raise ValueError(f"expected a DNS name like api-staging.example.com, got {v!r}")
+        return v
 
     @model_validator(mode="after")
     def _fail_before_warn(self) -> "Domains":
@@ -278,8 +285,8 @@ class Handback(Strict):
 
 class Params(Strict):
     target: Target
-    project: str = Field(pattern=r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
-    region: str = Field(pattern=r"^[a-z]+-[a-z]+\d+$")
+    project: str
+    region: str
     endpoints: Endpoints = Field(default_factory=Endpoints)
     network: Network = Field(default_factory=Network)
     deadlines: Deadlines = Field(default_factory=Deadlines)
@@ -294,6 +301,20 @@ class Params(Strict):
     remediation: Remediation = Field(default_factory=Remediation)
     golden_path: GoldenPath = Field(default_factory=GoldenPath)
     handback: Handback = Field(default_factory=Handback)
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, v: str) -> str:
+        if not re.match(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$", v):
+            raise ValueError(f"expected a GCP project id (6-30 lowercase letters, digits, hyphens), got {v!r}")
+        return v
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str) -> str:
+        if not re.match(r"^[a-z]+-[a-z]+\d+$", v):
+            raise ValueError(f"expected a GCP region like us-central1, got {v!r}")
+        return v
 
     @model_validator(mode="after")
     def _cross(self) -> "Params":
@@ -330,6 +351,23 @@ def load_params(
     """Read, override and validate a parameters file; raise ``ParameterError`` with one line."""
     path = Path(path)
     source = label or str(path)
+    data = _read_layered(path, source, seen=())
+    items = list(overrides.items()) if isinstance(overrides, Mapping) else [_split_override(o) for o in overrides]
+    for key, value in items:
+        _set_path(data, key, value, source=f"-p {key}")
+        _resolve_paths(data, Path.cwd(), only=key)
+    try:
+        return validate(data, source)
+    except ParameterError as err:
+        # Blame the override when the bad key is one the command line set.
+        for key, value in items:
+            if err.key == key or err.key.startswith(key + "."):
+                raise ParameterError(f"-p {key}={value}", err.key, err.expected) from None
+        raise
+
+
+def _read_layered(path: Path, source: str, seen: tuple[Path, ...]) -> dict:
+    """Read one file; ``extends: other.yaml`` layers it over another (deep merge, this file wins)."""
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -346,11 +384,24 @@ def load_params(
         data = {}
     if not isinstance(data, dict):
         raise ParameterError(source, "(top level)", f"expected a mapping of sections, got {type(data).__name__}")
-    items = overrides.items() if isinstance(overrides, Mapping) else [_split_override(o) for o in overrides]
-    for key, value in items:
-        _set_path(data, key, value, source=f"-p {key}")
     _resolve_paths(data, path.parent)
-    return validate(data, source)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise ParameterError(source, "extends", f"expected the path of a parameters file, got {parent!r}")
+    base_path = (path.parent / parent).resolve()
+    if base_path in seen:
+        raise ParameterError(source, "extends", f"expected no cycle, {parent} extends this file again")
+    base = _read_layered(base_path, f"{source} (extends {parent})", seen + (path.resolve(),))
+    return _deep_merge(base, data)
+
+
+def _deep_merge(base: dict, top: dict) -> dict:
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def validate(data: dict, source: str) -> Params:
@@ -382,8 +433,10 @@ def _set_path(data: dict, dotted: str, value: Any, *, source: str) -> None:
     node[parts[-1]] = value
 
 
-def _resolve_paths(data: dict, base: Path) -> None:
+def _resolve_paths(data: dict, base: Path, only: str | None = None) -> None:
     for keys in PATH_KEYS:
+        if only is not None and ".".join(keys) != only:
+            continue
         node = data
         for k in keys[:-1]:
             node = node.get(k) if isinstance(node, dict) else None

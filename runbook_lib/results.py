@@ -146,3 +146,41 @@ class ResultSet(BaseModel):
 
         cols = ["id", "component", "status", "severity", "observed", "expected", "reason", "remediation"]
         return pd.DataFrame(self.to_records(), columns=cols + ["title", "evidence"])[cols]
+
+
+class Fault(BaseModel):
+    """A component that is broken in its own right, with the failing checks that show it."""
+
+    component: str
+    severity: Severity
+    checks: list[str]
+    reasons: list[str]
+    symptoms: list[str] = Field(default_factory=list)  # failing checks elsewhere it explains
+
+
+def root_causes(results: Iterable[CheckResult]) -> list[Fault]:
+    """Name the broken components, attributing symptoms to the upstream component they name.
+
+    A blocking failure whose ``upstream`` components are themselves failing is a symptom, not a
+    separate fault: a slow database behind a saturated connector is one connector fault.
+    """
+    results = list(results)
+    failing = [r for r in results if r.blocking]
+    broken = {r.component for r in failing}
+    own: dict[str, list[CheckResult]] = {}
+    symptoms: dict[str, list[str]] = {}
+    for r in failing:
+        explained_by = [u for u in r.upstream if u in broken and u != r.component]
+        if explained_by:
+            for u in explained_by:
+                symptoms.setdefault(u, []).append(r.id)
+        else:
+            own.setdefault(r.component, []).append(r)
+    order = list(dict.fromkeys(r.component for r in results))
+    faults = []
+    for comp in sorted(own, key=order.index):
+        rs = own[comp]
+        sev = Severity.critical if any(r.severity is Severity.critical for r in rs) else Severity.high
+        faults.append(Fault(component=comp, severity=sev, checks=[r.id for r in rs],
+                            reasons=[r.reason for r in rs], symptoms=symptoms.get(comp, [])))
+    return faults

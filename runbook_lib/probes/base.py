@@ -145,3 +145,194 @@ def classify_exception(exc: BaseException) -> tuple[Reason, str]:
             return Reason.dns, f"name does not resolve ({exc.strerror})"
         return Reason.error, f"{type(exc).__name__}: {exc}"
     return Reason.error, f"{type(exc).__name__}: {exc}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers the probers share. Everything above this line is the contract other modules build on;
+# what follows is how the probers implement it.
+# ---------------------------------------------------------------------------------------------
+
+class ProbeFailure(Exception):
+    """Raised inside a prober's steps to end it with a reason; never escapes ``Attempt.run``."""
+
+    def __init__(self, reason: Reason, detail: str):
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
+
+
+# Outcomes of talking to a peer (socket, TLS, truncated stream). Anything else is a bug and raises.
+NETWORK_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError)
+
+
+def split_host_port(target: str, default_port: int | None = None) -> tuple[str, int]:
+    """``"host:443"``, ``"[::1]:443"`` or (with a default) ``"host"`` -> ``(host, port)``."""
+    if target.startswith("["):
+        host, _, rest = target[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif target.count(":") == 1:
+        host, _, port = target.partition(":")
+    else:  # a bare name, or a bare IPv6 address
+        host, port = target, ""
+    if not port:
+        if default_port is None:
+            raise ValueError(f"target {target!r} needs a port (host:port)")
+        return host, default_port
+    return host, int(port)
+
+
+def exception_chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what caused it, outermost first (groups contribute their first member)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        if isinstance(current, BaseExceptionGroup) and current.exceptions:
+            current = current.exceptions[0]
+        else:
+            current = current.__cause__ or current.__context__
+    return chain
+
+
+def classify_chain(exc: BaseException) -> tuple[Reason, str]:
+    """Like ``classify_exception`` but looks through wrappers (httpcore, anyio) to the root cause."""
+    for inner in reversed(exception_chain(exc)):
+        reason, detail = classify_exception(inner)
+        if reason is not Reason.error:
+            return reason, detail
+    return classify_exception(exc)
+
+
+def _peer_label(addr: str, port: int) -> str:
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
+class Attempt:
+    """One run of a prober: times phases, remembers what it waits for, builds the ``ProbeResult``.
+
+    A prober writes its steps as a coroutine using ``begin``/``end`` around each phase and hands
+    it to ``run``, which applies the deadline, turns network outcomes into a reason and closes
+    every connection the steps opened.
+    """
+
+    def __init__(self, protocol: str, target: str, net: NetContext):
+        self.protocol, self.target, self.net = protocol, target, net
+        self.started_s = net.since_start()
+        self.watch = Stopwatch()
+        self.phases: dict[str, float] = {}
+        self.info: dict[str, Any] = {}
+        self.waiting_for = PHASES[protocol][0]
+        self.waiting_note = ""
+        self.addresses: list[tuple[str, int]] = []  # where the connect phase dials
+        self.verify_error = ""  # OpenSSL's words when the peer certificate was refused
+        self._writers: list[asyncio.StreamWriter] = []
+
+    # -- phases -----------------------------------------------------------------------------
+    def begin(self, phase: str, note: str = "") -> None:
+        self.waiting_for, self.waiting_note = phase, note
+        self.watch.restart_lap()
+
+    def end(self, phase: str) -> float:
+        self.phases[phase] = self.watch.lap(phase)
+        return self.phases[phase]
+
+    def elapsed(self) -> float:
+        return self.watch.total
+
+    # -- network steps shared by the socket-level probers --------------------------------------
+    async def resolve(self, host: str, port: int) -> list[tuple[str, int]]:
+        """Addresses to connect to: the ``connect_to`` override, else DNS (the resolve phase)."""
+        routed = self.net.route(host, port)
+        self.begin("resolve")
+        if routed is not None:
+            self.phases["resolve"] = 0.0
+            self.info.update(addresses=[routed[0]], override=True, connect_to=_peer_label(*routed))
+            self.addresses = [routed]
+        else:
+            self.addresses = await resolve_addresses(host, port)
+            self.end("resolve")
+            self.info.update(addresses=[a for a, _ in self.addresses], override=False)
+        return self.addresses
+
+    async def connect(self, addrs: list[tuple[str, int]]) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """TCP to the first address that accepts (the connect phase)."""
+        self.begin("connect")
+        last: OSError | None = None
+        for addr, port in addrs:
+            try:
+                reader, writer = await asyncio.open_connection(addr, port)
+            except OSError as exc:
+                last = exc
+                continue
+            self._writers.append(writer)
+            self.end("connect")
+            self.info["peer"] = _peer_label(addr, port)
+            return reader, writer
+        assert last is not None  # resolve never returns an empty list
+        raise last
+
+    async def start_tls(
+        self, writer: asyncio.StreamWriter, context: ssl.SSLContext, server_name: str, *, begin: bool = True
+    ) -> ssl.SSLObject:
+        """TLS on an open connection (the tls phase); returns the SSL object for peer details.
+
+        A refused certificate ends the probe with its reason; the handshake itself completed, so
+        its time is kept, and ``verify_error`` lets the caller fetch the certificate unverified.
+        ``begin=False`` when the phase already started (PostgreSQL's SSLRequest is part of it).
+        """
+        if begin:
+            self.begin("tls")
+        try:
+            await writer.start_tls(context, server_hostname=server_name)
+        except ssl.SSLCertVerificationError as exc:
+            self.end("tls")
+            self.verify_error = exc.verify_message or str(exc)
+            raise ProbeFailure(*classify_exception(exc)) from exc
+        self.end("tls")
+        ssl_object = writer.get_extra_info("ssl_object")
+        self.info.update(tls_version=ssl_object.version(), cipher=(ssl_object.cipher() or ("",))[0])
+        return ssl_object
+
+    # -- outcome ------------------------------------------------------------------------------
+    async def run(self, steps: Any, deadline_s: float) -> ProbeResult:
+        """Await ``steps`` under the deadline and return the result; never raises for the network."""
+        try:
+            async with asyncio.timeout(deadline_s):
+                await steps
+        except TimeoutError:
+            where = self.waiting_note or f"no answer during {self.waiting_for}"
+            self.info["waiting_for"] = self.waiting_for
+            return self.result(Reason.timeout, f"{where} (deadline {deadline_s:g} s)")
+        except ProbeFailure as failure:
+            return self.result(failure.reason, failure.detail)
+        except NETWORK_ERRORS as exc:
+            return self.result(*classify_chain(exc))
+        finally:
+            self.close_all()
+        return self.result(None, "")
+
+    def result(self, reason: Reason | None, detail: str) -> ProbeResult:
+        return ProbeResult(
+            protocol=self.protocol, target=self.target, ok=reason is None, reason=reason,
+            detail=detail, phases=dict(self.phases), total_s=self.elapsed(),
+            started_s=self.started_s, info=self.info,
+        )
+
+    def close_all(self) -> None:
+        """Drop every connection at once: a probe never waits on a peer to say goodbye."""
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
+
+
+async def resolve_addresses(host: str, port: int) -> list[tuple[str, int]]:
+    """DNS for ``host``: unique ``(address, port)`` pairs in the resolver's order."""
+    import socket
+
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    seen: list[tuple[str, int]] = []
+    for *_, sockaddr in infos:
+        pair = (str(sockaddr[0]), int(sockaddr[1]))
+        if pair not in seen:
+            seen.append(pair)
+    return seen

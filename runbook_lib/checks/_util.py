@@ -1,0 +1,127 @@
+"""Helpers the check modules share: building results, failed records, time and name formatting.
+
+Nothing here does I/O or reads the clock; ``now`` always comes from the evidence.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from datetime import datetime
+from typing import Iterable, Sequence
+
+from ..evidence import ApiRecord, MetricRecord
+from ..probes.base import ProbeResult
+from ..results import CheckResult, Severity, Status
+
+PASS, WARN, FAIL, ERROR, SKIP = Status.PASS, Status.WARN, Status.FAIL, Status.ERROR, Status.SKIP
+
+
+class Maker:
+    """Results for one component, at its default severity."""
+
+    def __init__(self, component: str, severity: Severity):
+        self.component, self.severity = component, severity
+
+    def __call__(
+        self, id: str, title: str, status: Status, *, observed: str = "", expected: str = "",
+        reason: str = "", remediation: str = "", evidence: Iterable[str] = (), upstream: Iterable[str] = (),
+        severity: Severity | None = None,
+    ) -> CheckResult:
+        return CheckResult(
+            id=id, component=self.component, title=title, status=status, severity=severity or self.severity,
+            observed=observed, expected=expected, reason=reason, remediation=remediation,
+            evidence=list(evidence), upstream=list(upstream),
+        )
+
+
+def usable(record: ApiRecord | MetricRecord | None) -> bool:
+    return record is not None and record.ok
+
+
+def unavailable(make: Maker, id: str, title: str, record: ApiRecord | MetricRecord | None, key: str,
+                *, expected: str = "", severity: Severity | None = None) -> CheckResult:
+    """The result of a check whose evidence could not be read: SKIP when the API is disabled (or the
+    collector was told not to run), ERROR otherwise; never PASS, never missing."""
+    if record is None:
+        return make(id, title, ERROR, expected=expected, evidence=[key], severity=severity,
+                    reason=f"no evidence recorded for {key} (the collector did not run or crashed)")
+    error = record.error
+    kind, message = (error.kind, error.message) if error else ("error", "the read failed without a message")
+    status = SKIP if kind in ("api_disabled", "skipped") else ERROR
+    return make(id, title, status, observed=f"{kind}: could not read {key}", expected=expected,
+                reason=message, evidence=[key], severity=severity)
+
+
+def safe_id(part: str) -> str:
+    """A check-id segment from a resource name (ids are lower-case ``[a-z0-9_.-]``)."""
+    cleaned = re.sub(r"[^a-z0-9_.\-]", "-", part.lower()).strip("-.")
+    return cleaned or "x"
+
+
+def domain_label(domain: str) -> str:
+    """``api-staging.netrasystems.ai`` -> ``api-staging`` (the check-id segment for a domain)."""
+    return safe_id(domain.removeprefix("*.").split(".")[0])
+
+
+def path_slug(path: str) -> str:
+    """``/auth/health`` -> ``auth-health``; ``/`` -> ``root``."""
+    slug = safe_id(path.strip("/").replace("/", "-"))
+    return "root" if slug == "x" else slug
+
+
+def fmt_s(seconds: float, time_scale: float) -> str:
+    """Measured seconds, with the real-world equivalent when the target runs faster."""
+    text = f"{seconds:.2f} s"
+    if time_scale != 1:
+        text += f" (= {seconds / time_scale:.1f} s at time scale {time_scale:g})"
+    return text
+
+
+def fmt_limit(real_seconds: float, time_scale: float) -> str:
+    """A real-world threshold, with what it is on the wire when the target runs faster."""
+    text = f"{real_seconds:g} s"
+    if time_scale != 1:
+        text += f" ({real_seconds * time_scale:.2f} s on the wire at time scale {time_scale:g})"
+    return text
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (q in 0..100) of a non-empty sequence."""
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    rank = (len(ordered) - 1) * q / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def reasons_counted(samples: Iterable[ProbeResult]) -> str:
+    """``timeout 7, reset 3`` (most frequent first)."""
+    counts = Counter(s.reason.value if s.reason else "error" for s in samples if not s.ok)
+    return ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def name_matches(pattern: str, host: str) -> bool:
+    """Certificate name matching: exact, or ``*.example.com`` for exactly one label."""
+    pattern, host = pattern.lower().rstrip("."), host.lower().rstrip(".")
+    if pattern.startswith("*."):
+        head, _, rest = host.partition(".")
+        return bool(head) and rest == pattern[2:]
+    return pattern == host
+
+
+def covers(names: Iterable[str], host: str) -> bool:
+    return any(name_matches(n, host) for n in names)
+
+
+def days_between(later: datetime, earlier: datetime) -> float:
+    return (later - earlier).total_seconds() / 86400
+
+
+def first_failed(samples: Sequence[ProbeResult]) -> ProbeResult | None:
+    return next((s for s in samples if not s.ok), None)
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")

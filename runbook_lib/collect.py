@@ -1,0 +1,120 @@
+"""Gather: every control-plane read, active probe and metric query of a phase, concurrently.
+
+Each item has its own deadline and never raises (a failure is recorded as evidence), so a dead
+network costs one deadline, not the sum of them. The result is an ``Evidence`` bundle.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Awaitable, Callable
+
+from .evidence import ApiRecord, Evidence, Meta, utcnow
+from .params import Params
+from .probes import dns, http, postgres, tcp, tls
+from .probes.base import ProbeResult
+from .secret_input import read_value
+
+Progress = Callable[[str, int, int], None]
+
+
+def probe_plan(params: Params, net, *, db_host: str | None) -> dict[str, Callable[[], Awaitable[Any]]]:
+    """What to probe, keyed by evidence key. Pure: names come from the parameters."""
+    deadline = params.deadlines.probe_s
+    jobs: dict[str, Callable[[], Awaitable[Any]]] = {}
+    for domain in (params.domains.frontend, params.domains.api):
+        jobs[f"dns.{domain}"] = lambda d=domain: dns.probe(f"{d}:443", net, deadline)
+        jobs[f"tcp.{domain}"] = lambda d=domain: tcp.probe(f"{d}:443", net, deadline)
+        jobs[f"tls.{domain}"] = lambda d=domain: tls.probe(f"{d}:443", net, deadline)
+    for url in health_urls(params):
+        key = "http." + url.removeprefix("https://")
+        jobs[key] = lambda u=url: http.probe(u, net, deadline, expect_status=200)
+    if db_host:
+        c = params.cloudsql
+        password = read_value(env=c.password_env, file=c.password_file, what="cloudsql password")
+        jobs["postgres.connect"] = lambda: postgres.sample(
+            f"{db_host}:{c.port}", net, deadline, samples=c.probe_samples, concurrency=c.probe_concurrency,
+            user=c.user, password=password, database=c.database, sslmode=c.sslmode,
+        )
+    return jobs
+
+
+def health_urls(params: Params) -> list[str]:
+    api = [f"https://{params.domains.api}{path}" for path in params.domains.health_paths]
+    return api + [f"https://{params.domains.frontend}/"]
+
+
+async def gather(env, phase: str, *, progress: Progress | None = None, golden_path: bool = False) -> Evidence:
+    from .gcp import compute, monitoring, run, secretmanager, sqladmin, vpcaccess
+
+    params: Params = env.params
+    started, now = time.perf_counter(), utcnow()
+    net = env.net()
+    api = env.api()
+    done = 0
+    total = 0
+
+    def tick(label: str) -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(label, done, total)
+
+    async def tracked(label: str, coro: Awaitable[Any]) -> Any:
+        try:
+            return await coro
+        finally:
+            tick(label)
+
+    async with api:
+        sql_host = params.cloudsql.host
+        product_jobs = {
+            "vpcaccess": vpcaccess.gather(api, params),
+            "sqladmin": sqladmin.gather(api, params),
+            "compute": compute.gather(api, params),
+            "secretmanager": secretmanager.gather(api, params),
+            "run": run.gather(api, params),
+        }
+        total = len(product_jobs) + 1
+        # The database address comes from the parameters or, live, from the instance's private IP;
+        # only then can the connection probe start, so fetch SQL first when we need it.
+        sql_task = asyncio.ensure_future(tracked("sqladmin", product_jobs.pop("sqladmin")))
+        if not sql_host:
+            sql_records: dict[str, ApiRecord] = await sql_task
+            sql_host = _private_ip(sql_records.get("sqladmin.instance"))
+        probes = probe_plan(params, net, db_host=sql_host)
+        total += len(probes) + (1 if golden_path else 0)
+        tasks = {name: asyncio.ensure_future(tracked(name, job)) for name, job in product_jobs.items()}
+        probe_tasks = {key: asyncio.ensure_future(tracked(key, job())) for key, job in probes.items()}
+        metrics_task = asyncio.ensure_future(tracked("monitoring", monitoring.gather(params)))
+        golden_task = None
+        if golden_path:
+            from .golden_path import run_golden_path
+
+            golden_task = asyncio.ensure_future(tracked("golden path", run_golden_path(params, net)))
+        api_records: dict[str, ApiRecord] = dict(await sql_task)
+        for task in tasks.values():
+            api_records.update(await task)
+        probe_records: dict[str, list[ProbeResult]] = {}
+        for key, task in probe_tasks.items():
+            result = await task
+            probe_records[key] = result if isinstance(result, list) else [result]
+        if golden_task is not None:
+            probe_records.update(await golden_task)
+        metrics = await metrics_task
+
+    meta = Meta(
+        phase=phase, target=params.target.name, mode=params.target.mode, now=now,
+        time_scale=params.target.time_scale, scenario=params.target.scenario,
+        elapsed_s=round(time.perf_counter() - started, 3),
+    )
+    return Evidence(meta=meta, api=api_records, probes=probe_records, metrics=metrics)
+
+
+def _private_ip(record: ApiRecord | None) -> str | None:
+    if record is None or not record.ok or not isinstance(record.body, dict):
+        return None
+    for addr in record.body.get("ipAddresses", []):
+        if addr.get("type") == "PRIVATE":
+            return addr.get("ipAddress")
+    return None

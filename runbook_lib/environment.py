@@ -1,0 +1,118 @@
+"""The target environment, injected: live GCP, the local sandbox, or recorded evidence.
+
+Live and sandbox are the same code (``NetworkEnvironment``) pointed at different endpoints with
+different credentials; both come from the parameters, so no check ever asks "am I in the
+sandbox?". Replay (``ReplayEnvironment``) answers ``gather`` from an archived evidence folder and
+refuses to change anything.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Protocol
+
+from .errors import EnvironmentError_
+from .evidence import Evidence
+from .params import Params
+from .probes.base import NetContext
+
+Progress = Callable[[str, int, int], None]
+
+
+class Environment(Protocol):
+    params: Params
+    read_only: bool
+
+    async def gather(self, phase: str, *, progress: Progress | None = None, golden_path: bool = False) -> Evidence: ...
+
+    def api(self):
+        """An ``ApiClient`` for mutations (remediation). Replay raises."""
+
+    def net(self) -> NetContext: ...
+
+
+class NetworkEnvironment:
+    """Talks to real endpoints: Google's (live, ADC) or the sandbox emulator's (anonymous)."""
+
+    read_only = False
+
+    def __init__(self, params: Params):
+        self.params = params
+
+    def credentials(self):
+        if self.params.endpoints.credentials == "anonymous":
+            return None
+        try:
+            import google.auth
+
+            creds, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+        except Exception as exc:  # google.auth.exceptions.DefaultCredentialsError and friends
+            raise EnvironmentError_(
+                "no Application Default Credentials: run `gcloud auth application-default login` "
+                f"(or set GOOGLE_APPLICATION_CREDENTIALS) ({type(exc).__name__})"
+            ) from None
+        return creds
+
+    def api(self):
+        from .gcp.api import ApiClient
+
+        return ApiClient(
+            self.params.endpoints, self.params.deadlines, project=self.params.project, credentials=self.credentials()
+        )
+
+    def net(self) -> NetContext:
+        return NetContext(connect_to=dict(self.params.network.connect_to), ca_bundle=self.params.network.ca_bundle)
+
+    async def gather(self, phase: str, *, progress: Progress | None = None, golden_path: bool = False) -> Evidence:
+        from .collect import gather
+
+        return await gather(self, phase, progress=progress, golden_path=golden_path)
+
+
+class ReplayEnvironment:
+    """Recorded evidence: ``<evidence_dir>/<phase>/`` (falling back to the diagnosis)."""
+
+    read_only = True
+
+    def __init__(self, params: Params):
+        self.params = params
+        self.folder = Path(params.target.evidence_dir or "")
+        if not (self.folder / "diagnose" / "manifest.json").exists():
+            raise EnvironmentError_(
+                f"{self.folder}: no recorded evidence here (expected diagnose/manifest.json); "
+                "record some with `make examples` or point target.evidence_dir at a report's evidence/ folder"
+            )
+
+    def phase_folder(self, phase: str) -> Path:
+        folder = self.folder / phase
+        return folder if (folder / "manifest.json").exists() else self.folder / "diagnose"
+
+    async def gather(self, phase: str, *, progress: Progress | None = None, golden_path: bool = False) -> Evidence:
+        ev = Evidence.load(self.phase_folder(phase))
+        if progress:
+            progress("loaded recorded evidence", 1, 1)
+        return ev
+
+    def api(self):
+        raise EnvironmentError_(
+            "replay targets are read-only: remediation needs a live or sandbox target "
+            "(e.g. runbook run --params parameters/sandbox.yaml)"
+        )
+
+    def net(self) -> NetContext:
+        return NetContext(connect_to=dict(self.params.network.connect_to), ca_bundle=self.params.network.ca_bundle)
+
+
+def open_environment(params: Params) -> Environment:
+    kinds: dict[str, Callable[[Params], Environment]] = {
+        "live": NetworkEnvironment,
+        "sandbox": NetworkEnvironment,
+        "replay": ReplayEnvironment,
+    }
+    env = kinds[params.target.mode](params)
+    if params.target.mode == "sandbox" and params.endpoints.credentials != "anonymous":
+        raise EnvironmentError_(
+            "this sandbox target has no running sandbox behind it: use `runbook run --params "
+            f"{params.target.name}` (starts one), or `runbook sandbox up` and the parameters file it writes "
+            "(.sandbox/params.yaml)"
+        )
+    return env

@@ -1,0 +1,239 @@
+"""Cloud Monitoring (v3, gRPC via google-cloud-monitoring): the time series the checks and plots use.
+
+    monitoring.connector_instances   vpcaccess.googleapis.com/connector/instances (max per minute)
+    monitoring.sql_backends          cloudsql.googleapis.com/database/postgresql/num_backends (max)
+    monitoring.lb_latency_p50/p95/p99 loadbalancing.googleapis.com/https/total_latencies (percentiles)
+    monitoring.run_latency_p95       run.googleapis.com/request_latencies, per service (p95)
+
+Each metric is queried on its own, in a worker thread, with the call deadline
+``deadlines.monitoring_s`` and no client-side retry, so one failing metric becomes one
+``MetricRecord`` with ok=False and an actionable message while the others still arrive.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Mapping
+
+from .. import redact
+from ..evidence import ErrorInfo, MetricRecord, Point, Series
+from ..params import Params
+
+ClientFactory = Callable[[Params], Any]
+
+ALIGNMENT_S = 60
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    key: str
+    metric_type: str
+    resource_type: str
+    aligner: str                       # an Aggregation.Aligner name
+    terms: tuple[str, ...] = ()        # raw filter terms (for one_of)
+    labels: dict[str, str] = field(default_factory=dict)  # resource label equalities
+
+
+def specs(params: Params) -> list[MetricSpec]:
+    """What to query, with the names from the parameters."""
+    proxy = params.load_balancer.https_proxy
+    services = ", ".join(f'"{s}"' for s in params.cloud_run.services)
+    lb = [
+        MetricSpec(f"monitoring.lb_latency_p{p}", "loadbalancing.googleapis.com/https/total_latencies",
+                   "https_lb_rule", f"ALIGN_PERCENTILE_{p}", labels={"target_proxy_name": proxy})
+        for p in (50, 95, 99)
+    ]
+    return [
+        MetricSpec("monitoring.connector_instances", "vpcaccess.googleapis.com/connector/instances",
+                   "vpc_access_connector", "ALIGN_MAX", labels={"connector_name": params.connector.name}),
+        MetricSpec("monitoring.sql_backends", "cloudsql.googleapis.com/database/postgresql/num_backends",
+                   "cloudsql_database", "ALIGN_MAX",
+                   labels={"database_id": f"{params.project}:{params.cloudsql.instance}"}),
+        *lb,
+        MetricSpec("monitoring.run_latency_p95", "run.googleapis.com/request_latencies", "cloud_run_revision",
+                   "ALIGN_PERCENTILE_95", terms=(f"resource.label.service_name = one_of({services})",),
+                   labels={"location": params.region}),
+    ]
+
+
+async def gather(params: Params, *, client_factory: ClientFactory | None = None) -> dict[str, MetricRecord]:
+    wanted = specs(params)
+    if not params.monitoring.enabled:
+        return {s.key: _failed(s, "skipped", "monitoring.enabled is false: metrics were not queried") for s in wanted}
+    try:
+        client = (client_factory or make_client)(params)
+    except Exception as exc:  # credentials or transport setup: every metric fails the same way
+        kind, message = translate(exc, params)
+        return {s.key: _failed(s, kind, message) for s in wanted}
+    end = datetime.now(timezone.utc).replace(microsecond=0)
+    try:
+        answers = await asyncio.gather(*(_query(client, s, params, end) for s in wanted))
+    finally:
+        _close(client)
+    return {rec.key: rec for rec in answers}
+
+
+def make_client(params: Params):
+    """ADC against Google, or an insecure channel to a local server (the sandbox)."""
+    from google.cloud import monitoring_v3
+    from google.cloud.monitoring_v3.services.metric_service.transports import MetricServiceGrpcTransport
+
+    ep = params.endpoints
+    if ep.monitoring_insecure:
+        import grpc
+
+        return monitoring_v3.MetricServiceClient(
+            transport=MetricServiceGrpcTransport(channel=grpc.insecure_channel(ep.monitoring))
+        )
+    from google.api_core.client_options import ClientOptions
+
+    options = ClientOptions(api_endpoint=ep.monitoring)
+    if ep.credentials == "anonymous":
+        from google.auth.credentials import AnonymousCredentials
+
+        return monitoring_v3.MetricServiceClient(credentials=AnonymousCredentials(), client_options=options)
+    return monitoring_v3.MetricServiceClient(client_options=options)
+
+
+async def _query(client, spec: MetricSpec, params: Params, end: datetime) -> MetricRecord:
+    deadline = params.deadlines.monitoring_s
+    try:
+        series = await asyncio.wait_for(
+            asyncio.to_thread(_fetch, client, spec, params, end), timeout=deadline + 1.0
+        )
+    except asyncio.TimeoutError:
+        return _failed(spec, "timeout", f"no answer from Cloud Monitoring within {deadline:g} s")
+    except Exception as exc:  # translated below into an ERROR record, never into "no data"
+        return _failed(spec, *translate(exc, params))
+    return MetricRecord(key=spec.key, metric_type=spec.metric_type, ok=True, series=series)
+
+
+class _Deadlined:
+    """What ``Query`` calls, with our deadline and no retry (the helper passes neither)."""
+
+    def __init__(self, client, timeout_s: float):
+        self._client, self._timeout = client, timeout_s
+
+    def list_time_series(self, request):
+        return self._client.list_time_series(request, timeout=self._timeout, retry=None)
+
+
+def _fetch(client, spec: MetricSpec, params: Params, end: datetime) -> list[Series]:
+    from google.cloud.monitoring_v3 import Aggregation
+    from google.cloud.monitoring_v3.query import Query
+
+    query = Query(_Deadlined(client, params.deadlines.monitoring_s), params.project, spec.metric_type,
+                  end_time=end, minutes=params.monitoring.lookback_minutes)
+    query = query.select_resources(*spec.terms, resource_type=spec.resource_type, **spec.labels)
+    query = query.align(getattr(Aggregation.Aligner, spec.aligner), seconds=ALIGNMENT_S)
+    return [to_series(ts) for ts in query]
+
+
+def to_series(ts) -> Series:
+    """A monitoring_v3 ``TimeSeries`` as evidence (points oldest first)."""
+    from google.cloud.monitoring_v3 import TypedValue
+
+    labels = {**dict(ts.resource.labels), **dict(ts.metric.labels)}
+    points = []
+    for p in ts.points:
+        pb = TypedValue.pb(p.value)
+        kind = pb.WhichOneof("value")
+        if kind == "distribution_value":
+            value = pb.distribution_value.mean
+        elif kind in ("double_value", "int64_value", "bool_value"):
+            value = float(getattr(pb, kind))
+        else:
+            continue
+        when = p.interval.end_time
+        points.append(Point(t=when if when.tzinfo else when.replace(tzinfo=timezone.utc), v=value))
+    points.sort(key=lambda pt: pt.t)
+    return Series(metric_type=ts.metric.type, labels=labels, unit=ts.unit or "", points=points)
+
+
+def translate(exc: BaseException, params: Params) -> tuple[str, str]:
+    """gRPC / google-api-core / google-auth errors -> (kind, message a person can act on)."""
+    from google.api_core import exceptions as gexc
+
+    p = params.project
+    where = params.endpoints.monitoring
+    text = str(getattr(exc, "message", "") or exc)
+    if isinstance(exc, gexc.PermissionDenied):
+        if "SERVICE_DISABLED" in text or "has not been used in project" in text or "is disabled" in text:
+            return "api_disabled", ("the Cloud Monitoring API is not enabled in project "
+                                    f"{p}: run `gcloud services enable monitoring.googleapis.com --project {p}`")
+        return "permission", (f"permission denied reading Cloud Monitoring in project {p}: the caller needs "
+                               f"roles/monitoring.viewer (`gcloud projects add-iam-policy-binding {p} "
+                               "--member=user:YOU --role=roles/monitoring.viewer`)")
+    if isinstance(exc, gexc.Unauthenticated):
+        return "unauthenticated", "Cloud Monitoring rejected the credentials: run `gcloud auth application-default login`"
+    if isinstance(exc, gexc.DeadlineExceeded):
+        return "timeout", f"no answer from Cloud Monitoring ({where}) within {params.deadlines.monitoring_s:g} s"
+    if isinstance(exc, gexc.ServiceUnavailable):
+        return "network", f"cannot reach Cloud Monitoring at {where}: {redact.text(text)}"
+    if isinstance(exc, gexc.ResourceExhausted):
+        return "rate_limited", f"Cloud Monitoring quota exhausted for project {p}: wait a minute and re-run"
+    if isinstance(exc, gexc.NotFound):
+        return "not_found", f"Cloud Monitoring found nothing to query: {redact.text(text)}"
+    if isinstance(exc, gexc.InvalidArgument):
+        return "bad_request", f"Cloud Monitoring refused the query: {redact.text(text)}"
+    if isinstance(exc, gexc.GoogleAPICallError):
+        return "server", f"Cloud Monitoring failed: {redact.text(text)}"
+    try:
+        import google.auth.exceptions as auth_exc
+
+        if isinstance(exc, auth_exc.GoogleAuthError):
+            return "unauthenticated", ("no usable Application Default Credentials for Cloud Monitoring "
+                                       f"({type(exc).__name__}): run `gcloud auth application-default login`")
+    except ImportError:  # pragma: no cover - google-auth is a dependency
+        pass
+    return "error", redact.text(f"Cloud Monitoring query failed: {type(exc).__name__}: {text}")
+
+
+def _failed(spec: MetricSpec, kind: str, message: str) -> MetricRecord:
+    return MetricRecord(key=spec.key, metric_type=spec.metric_type, ok=False,
+                        error=ErrorInfo(kind=kind, message=redact.text(message)))
+
+
+def _close(client) -> None:
+    transport = getattr(client, "transport", None)
+    if transport is not None and hasattr(transport, "close"):
+        transport.close()
+
+
+def to_dataframe(records: Mapping[str, MetricRecord] | Iterable[MetricRecord]):
+    """Long format for plots: one row per point, columns key, metric_type, <labels...>, t, v."""
+    import pandas as pd
+
+    recs = records.values() if isinstance(records, Mapping) else records
+    rows = []
+    for rec in recs:
+        for s in rec.series:
+            for pt in s.points:
+                rows.append({"key": rec.key, "metric_type": s.metric_type, **s.labels, "t": pt.t, "v": pt.v})
+    if not rows:
+        return pd.DataFrame(columns=["key", "metric_type", "t", "v"])
+    df = pd.DataFrame(rows)
+    label_cols = [c for c in df.columns if c not in ("key", "metric_type", "t", "v")]
+    return df[["key", "metric_type", *label_cols, "t", "v"]]
+
+
+def latest_total(record: MetricRecord) -> tuple[float, datetime] | None:
+    """Sum over series of each series' newest point, with the newest time (for gauges like counts)."""
+    last = [s.points[-1] for s in record.series if s.points]
+    if not last:
+        return None
+    return sum(p.v for p in last), max(p.t for p in last)
+
+
+def peak(record: MetricRecord) -> tuple[float, datetime] | None:
+    """The highest per-minute total over the window."""
+    totals: dict[datetime, float] = {}
+    for s in record.series:
+        for p in s.points:
+            totals[p.t] = totals.get(p.t, 0.0) + p.v
+    if not totals:
+        return None
+    when = max(totals, key=lambda t: (totals[t], t))
+    return totals[when], when
+

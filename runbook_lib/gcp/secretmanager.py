@@ -1,0 +1,149 @@
+"""Secret Manager (secretmanager v1): metadata only. Values are never read for the evidence.
+
+Reads:
+
+    secretmanager.secrets             GET /v1/projects/{p}/secrets (list, field ``secrets``)
+    secretmanager.versions.<secret>   GET /v1/projects/{p}/secrets/{s}/versions (list, ``versions``),
+                                      for each required secret that exists
+
+Remediation: create a secret (automatic replication), add a version (the value is supplied by a
+person at apply time and travels only inside ``ApiCall.secret``), enable a disabled version.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import SecretStr
+
+from ..evidence import ApiRecord
+from ..params import Params
+from .api import ApiCall, ApiClient, last_segment
+from .timefmt import parse_time
+
+SECRETS = "secretmanager.secrets"
+VERSIONS = "secretmanager.versions"  # + ".<secret>"
+
+ENABLED, DISABLED, DESTROYED = "ENABLED", "DISABLED", "DESTROYED"
+
+
+def versions_key(secret: str) -> str:
+    return f"{VERSIONS}.{secret}"
+
+
+def secrets_path(params: Params) -> str:
+    return f"/v1/projects/{params.project}/secrets"
+
+
+async def gather(api: ApiClient, params: Params) -> dict[str, ApiRecord]:
+    listed = await api.read(SECRETS, "secretmanager", secrets_path(params), list_field="secrets")
+    out = {SECRETS: listed}
+    if not listed.ok:
+        return out
+    present = {s.name for s in secrets_of(listed.body)}
+    wanted = [name for name in params.secrets.required if name in present]
+    answers = await asyncio.gather(*(
+        api.read(versions_key(name), "secretmanager", f"{secrets_path(params)}/{name}/versions", list_field="versions")
+        for name in wanted
+    ))
+    out.update({versions_key(name): rec for name, rec in zip(wanted, answers)})
+    return out
+
+
+def secrets_of(body: dict | None) -> list["Secret"]:
+    return [Secret.from_json(d) for d in (body or {}).get("secrets") or []]
+
+
+def versions_of(body: dict | None) -> list["SecretVersion"]:
+    return [SecretVersion.from_json(d) for d in (body or {}).get("versions") or []]
+
+
+@dataclass(frozen=True)
+class Secret:
+    raw: dict = field(repr=False)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Secret":
+        return cls(d or {})
+
+    @property
+    def name(self) -> str:
+        return last_segment(self.raw.get("name"))
+
+    @property
+    def create_time(self) -> datetime | None:
+        return parse_time(self.raw.get("createTime"))
+
+    @property
+    def expire_time(self) -> datetime | None:
+        """Set when the secret has an expiration (``expireTime``; ``ttl`` is input-only)."""
+        return parse_time(self.raw.get("expireTime"))
+
+    @property
+    def replication(self) -> str:
+        rep = self.raw.get("replication") or {}
+        return "automatic" if "automatic" in rep else "user-managed" if "userManaged" in rep else ""
+
+
+@dataclass(frozen=True)
+class SecretVersion:
+    raw: dict = field(repr=False)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "SecretVersion":
+        return cls(d or {})
+
+    @property
+    def version(self) -> str:
+        return last_segment(self.raw.get("name"))
+
+    @property
+    def state(self) -> str:
+        return self.raw.get("state") or "STATE_UNSPECIFIED"
+
+    @property
+    def create_time(self) -> datetime | None:
+        return parse_time(self.raw.get("createTime"))
+
+    @property
+    def destroy_time(self) -> datetime | None:
+        return parse_time(self.raw.get("destroyTime"))
+
+
+def latest(versions: list[SecretVersion]) -> SecretVersion | None:
+    """The newest version (what the ``latest`` alias resolves to): highest version number."""
+    def order(v: SecretVersion):
+        return (int(v.version) if v.version.isdigit() else -1, v.create_time.timestamp() if v.create_time else 0.0)
+
+    return max(versions, key=order, default=None)
+
+
+# -- remediation (pure) ----------------------------------------------------------------------------
+
+def create_secret(params: Params, name: str) -> ApiCall:
+    return ApiCall(
+        method="POST", api="secretmanager", path=secrets_path(params), query={"secretId": name},
+        body={"replication": {"automatic": {}}},
+        gcloud=f"gcloud secrets create {name} --replication-policy=automatic --project {params.project}",
+        description=f"create secret {name} (automatic replication, no value yet)",
+    )
+
+
+def add_version(params: Params, name: str, value: str | None = None) -> ApiCall:
+    """A new version of ``name``. ``value`` stays in ``ApiCall.secret`` (never shown, never dumped);
+    it may be None while planning and supplied at apply time with ``model_copy(update={"secret": ...})``."""
+    return ApiCall(
+        method="POST", api="secretmanager", path=f"{secrets_path(params)}/{name}:addVersion",
+        gcloud=f'printf %s "$VALUE" | gcloud secrets versions add {name} --data-file=- --project {params.project}',
+        description=f"add a new version to secret {name} (value supplied by a person, never shown)",
+        secret=SecretStr(value) if value is not None else None, secret_name=name,
+    )
+
+
+def enable_version(params: Params, name: str, version: str) -> ApiCall:
+    return ApiCall(
+        method="POST", api="secretmanager", path=f"{secrets_path(params)}/{name}/versions/{version}:enable",
+        gcloud=f"gcloud secrets versions enable {version} --secret={name} --project {params.project}",
+        description=f"enable version {version} of secret {name}",
+    )

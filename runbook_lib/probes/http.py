@@ -1,0 +1,216 @@
+"""HTTP(S) prober on httpcore (httpx's engine), phases timed through its ``trace`` extension.
+
+The network seam is ``RoutingBackend``: it applies ``connect_to`` overrides (TLS server name and
+``Host`` stay the URL's host, like ``curl --connect-to``) and times DNS separately from TCP.
+``make_async_client`` gives the same routing and trust to ordinary httpx calls (login, history).
+"""
+from __future__ import annotations
+
+import json
+import ssl
+from typing import Any, Iterable
+
+import httpcore
+import httpx
+
+from .. import redact
+from .base import (
+    Attempt, NetContext, ProbeFailure, ProbeResult, Reason, classify_chain, exception_chain,
+    resolve_addresses,
+)
+from .tls import certificate_info, with_served_certificate
+
+MAX_BODY = 64 * 1024
+SNIPPET_BYTES = 512
+# Response headers worth keeping as evidence; nothing that can carry a credential or a cookie.
+SAFE_HEADERS = (
+    "content-type", "content-length", "server", "date", "location", "retry-after", "via",
+    "cache-control", "x-cloud-trace-context", "www-authenticate", "alt-svc",
+)
+
+
+class RoutingBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend with ``connect_to`` overrides and a separately timed resolve.
+
+    With an ``Attempt`` it also records the resolve and connect phases and the addresses used.
+    """
+
+    def __init__(self, net: NetContext, run: Attempt | None = None):
+        self._net, self._run = net, run
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addrs = await self._resolve(host, port, timeout)
+        if self._run:
+            self._run.addresses = addrs
+            self._run.begin("connect")
+        last: Exception | None = None
+        for addr, addr_port in addrs:
+            try:
+                stream = await self._inner.connect_tcp(
+                    addr, addr_port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                )
+            except httpcore.ConnectError as exc:
+                last = exc
+                continue
+            if self._run:
+                self._run.end("connect")
+                self._run.info["peer"] = f"{addr}:{addr_port}"
+            return stream
+        assert last is not None
+        raise last
+
+    async def _resolve(self, host: str, port: int, timeout: float | None) -> list[tuple[str, int]]:
+        routed = self._net.route(host, port)
+        if self._run:
+            self._run.begin("resolve")
+        if routed is not None:
+            if self._run:
+                self._run.phases["resolve"] = 0.0
+                self._run.info.update(addresses=[routed[0]], override=True, connect_to=f"{routed[0]}:{routed[1]}")
+            return [routed]
+        import anyio
+
+        try:
+            with anyio.fail_after(timeout):
+                addrs = await resolve_addresses(host, port)
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(f"no DNS answer for {host}") from exc
+        except OSError as exc:  # socket.gaierror: httpx callers expect httpcore's exceptions
+            raise httpcore.ConnectError(f"{host} does not resolve ({exc.strerror})") from exc
+        if self._run:
+            self._run.end("resolve")
+            self._run.info.update(addresses=[a for a, _ in addrs], override=False)
+        return addrs
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                  socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
+        return await self._inner.connect_unix_socket(path, timeout=timeout, socket_options=socket_options)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class RoutingTransport(httpx.AsyncHTTPTransport):
+    """``httpx.AsyncHTTPTransport`` whose connection pool dials through ``RoutingBackend``."""
+
+    def __init__(self, net: NetContext, limits: httpx.Limits = httpx.Limits()):
+        context = net.ssl_context()
+        super().__init__(verify=context, trust_env=False, limits=limits)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=RoutingBackend(net),
+        )
+
+
+def make_async_client(net: NetContext, timeout_s: float, **kw: Any) -> httpx.AsyncClient:
+    """An httpx client that honours ``net``'s ``connect_to`` overrides and CA bundle.
+
+    ``kw`` goes to ``httpx.AsyncClient`` (``base_url``, ``headers``, ``follow_redirects``...).
+    Environment proxies are ignored: the override must reach the address it names.
+    """
+    kw.setdefault("trust_env", False)
+    return httpx.AsyncClient(transport=RoutingTransport(net), timeout=httpx.Timeout(timeout_s), **kw)
+
+
+def _translate(exc: Exception) -> ProbeFailure:
+    """httpcore's errors as a probe outcome: the root cause (refused, TLS...) when there is one."""
+    reason, detail = classify_chain(exc)
+    if reason is Reason.error:
+        if isinstance(exc, httpcore.RemoteProtocolError) and "disconnected" in str(exc).lower():
+            reason, detail = Reason.reset, "server closed the connection without an HTTP response"
+        elif isinstance(exc, (httpcore.ReadError, httpcore.WriteError)):
+            reason, detail = Reason.reset, f"connection broken ({exc or type(exc).__name__})"
+        elif isinstance(exc, httpcore.ProtocolError):
+            reason, detail = Reason.protocol, f"not a valid HTTP exchange ({exc})"
+        elif isinstance(exc, httpcore.TimeoutException):
+            reason, detail = Reason.timeout, f"no answer ({exc})"
+    return ProbeFailure(reason, detail)
+
+
+def _encode_body(body: Any, headers: dict[str, str]) -> bytes | None:
+    if body is None or isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode()
+    headers.setdefault("content-type", "application/json")
+    return json.dumps(body).encode()
+
+
+def _expected(expect_status: int | Iterable[int]) -> list[int]:
+    return [expect_status] if isinstance(expect_status, int) else list(expect_status)
+
+
+async def probe(
+    target: str, net: NetContext, deadline_s: float, *, method: str = "GET",
+    expect_status: int | Iterable[int] = 200, headers: dict[str, str] | None = None,
+    body: Any = None, max_body: int = MAX_BODY, **_options: object,
+) -> ProbeResult:
+    """Request ``target`` (a URL) once; ok when the status is one of ``expect_status``."""
+    run = Attempt("http", target, net)
+    backend = RoutingBackend(net, run)
+    request_headers = {"user-agent": "runbook-probe", **(headers or {})}
+    content = _encode_body(body, request_headers)
+    expected = _expected(expect_status)
+
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        if event == "connection.start_tls.started":
+            run.begin("tls")
+        elif event == "connection.start_tls.complete":
+            run.end("tls")
+            ssl_object = info["return_value"].get_extra_info("ssl_object")
+            if ssl_object is not None:
+                run.info.update(tls_version=ssl_object.version(), cipher=(ssl_object.cipher() or ("",))[0])
+                run.info["cert"] = certificate_info(ssl_object.getpeercert(binary_form=True), verified=True)
+        elif event == "connection.start_tls.failed":
+            for cause in exception_chain(info["exception"]):
+                if isinstance(cause, ssl.SSLCertVerificationError):
+                    run.end("tls")  # the handshake completed; the certificate was refused
+                    run.verify_error = cause.verify_message or str(cause)
+        elif event == "http11.send_request_headers.started":
+            run.begin("processing")
+        elif event == "http11.receive_response_headers.complete":
+            run.end("processing")
+
+    async def steps() -> None:
+        async with httpcore.AsyncConnectionPool(
+            ssl_context=net.ssl_context(), network_backend=backend, max_connections=1
+        ) as pool:
+            try:
+                async with pool.stream(
+                    method, target, headers=list(request_headers.items()), content=content,
+                    extensions={"trace": trace},
+                ) as response:
+                    run.begin("transfer")
+                    received, truncated = bytearray(), False
+                    async for chunk in response.aiter_stream():
+                        received += chunk
+                        if len(received) > max_body:
+                            del received[max_body:]
+                            truncated = True
+                            break
+                    run.end("transfer")
+            except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.TimeoutException) as exc:
+                raise _translate(exc) from exc
+        status = response.status
+        run.info.update(
+            status=status,
+            http_version=response.extensions.get("http_version", b"").decode(),
+            headers={k.decode().lower(): redact.text(v.decode("latin-1"))
+                     for k, v in response.headers if k.decode().lower() in SAFE_HEADERS},
+            body_snippet=redact.text(bytes(received[:SNIPPET_BYTES]).decode("utf-8", "replace")),
+            body_bytes=len(received),
+            truncated=truncated,
+        )
+        if status not in expected:
+            wanted = " or ".join(str(s) for s in expected)
+            raise ProbeFailure(Reason.http_status, f"HTTP {status} (expected {wanted})")
+
+    result = await run.run(steps(), deadline_s)
+    return await with_served_certificate(result, run, httpx.URL(target).host, net, deadline_s)

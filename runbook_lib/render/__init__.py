@@ -1,0 +1,1 @@
+"""Rendering: tables, plots, the Markdown summary, HTML. Renderers never decide a status."""

@@ -1,0 +1,49 @@
+"""reports/index.html: every run, newest first, with its verdict. Rebuilt from the folders."""
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from ..evidence import atomic_write_text
+from ..report import read_status
+
+CSS = """body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}
+td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}
+.HEALTHY{color:#137333;font-weight:600}.UNHEALTHY{color:#c5221f;font-weight:600}
+.INCOMPLETE,.FAILED{color:#b06000;font-weight:600}"""
+
+
+def runs(root: Path) -> list[dict]:
+    out = []
+    for d in sorted((p for p in root.iterdir() if p.is_dir() and (p / "status.json").exists()),
+                    key=lambda p: p.name, reverse=True):
+        status = read_status(d)
+        verdict = None
+        try:
+            verdict = json.loads((d / "results.json").read_text()).get("verdict")
+        except (OSError, ValueError):
+            pass
+        state = status.get("state", "INCOMPLETE")
+        shown = verdict["status"] if (verdict and state == "COMPLETE") else state
+        out.append({"dir": d.name, "state": state, "shown": shown, "line": (verdict or {}).get("line", status.get("reason", "")),
+                    "started": status.get("started_at", ""), "phases": status.get("phases_done", []),
+                    "files": sorted(p.name for p in d.glob("*.html"))})
+    return out
+
+
+def write_index(root: Path) -> Path:
+    rows = []
+    for r in runs(root):
+        links = " ".join(f'<a href="{html.escape(r["dir"])}/{html.escape(f)}">{html.escape(f)}</a>' for f in r["files"])
+        rows.append(
+            f'<tr><td><a href="{html.escape(r["dir"])}/">{html.escape(r["dir"])}</a></td>'
+            f'<td>{html.escape(r["started"])}</td><td class="{html.escape(r["shown"])}">{html.escape(r["shown"])}</td>'
+            f'<td>{html.escape(r["line"])}</td><td>{", ".join(map(html.escape, r["phases"]))}</td><td>{links}</td></tr>'
+        )
+    page = (f"<!doctype html><meta charset=utf-8><title>runbook reports</title><style>{CSS}</style>"
+            "<h1>Runbook reports</h1><table><tr><th>run</th><th>started (UTC)</th><th>status</th>"
+            "<th>verdict</th><th>phases</th><th>pages</th></tr>" + "".join(rows) + "</table>\n")
+    path = root / "index.html"
+    atomic_write_text(path, page)
+    return path

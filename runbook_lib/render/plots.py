@@ -1,0 +1,146 @@
+"""Plots for the reports. Figures are built without pyplot so each shows exactly once.
+
+Durations are drawn in real-world seconds (sandbox measurements divided by the time scale), so
+the 35 s database threshold is the same line on every target.
+"""
+from __future__ import annotations
+
+from matplotlib.figure import Figure
+
+from ..evidence import Evidence
+from ..params import Params
+
+PHASE_COLOURS = {"resolve": "#9aa0a6", "connect": "#4285f4", "tls": "#a142f4", "auth": "#f29900",
+                 "processing": "#f29900", "query": "#34a853", "transfer": "#34a853",
+                 "upgrade": "#f29900", "first_message": "#34a853"}
+
+
+def _note(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=9, wrap=True)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def db_latency(ev: Evidence, params: Params) -> Figure:
+    """Database connection time: distribution against the threshold, and per sample over time."""
+    scale = ev.meta.time_scale or 1.0
+    samples = ev.probes.get("postgres.connect", [])
+    threshold = params.thresholds.db_connect_s
+    fig = Figure(figsize=(11, 3.6), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2)
+    fig.suptitle(f"Database connections via {params.connector.name} ({len(samples)} samples"
+                 + (f", time scale {scale:g}" if scale != 1 else "") + ")")
+    if not samples:
+        _note(ax1, "no connection samples (no database address, or probing was skipped)")
+        _note(ax2, "")
+        return fig
+    ok = [s.total_s / scale for s in samples if s.ok]
+    bad = [s for s in samples if not s.ok]
+    if ok:
+        ax1.hist(ok, bins=min(20, max(5, len(ok))), color="#4285f4", label=f"connected ({len(ok)})")
+    if bad:
+        ax1.hist([s.total_s / scale for s in bad], bins=min(20, max(5, len(bad))), color="#ea4335", alpha=0.8,
+                 label=f"failed ({len(bad)}): " + ", ".join(sorted({s.reason.value for s in bad if s.reason})))
+    ax1.axvline(threshold, color="#c5221f", linestyle="--", label=f"threshold {threshold:g} s")
+    ax1.set_xlabel("time to connect, TLS, authenticate and first query (real-world s)")
+    ax1.set_ylabel("samples")
+    ax1.legend(fontsize=8)
+    for s in samples:
+        colour = "#4285f4" if s.ok else "#ea4335"
+        ax2.scatter(s.started_s / scale, s.total_s / scale, c=colour, marker="o" if s.ok else "x", s=28)
+    ax2.axhline(threshold, color="#c5221f", linestyle="--")
+    ax2.set_xlabel("sample start (real-world s into the probe)")
+    ax2.set_ylabel("duration (real-world s)")
+    ax2.set_title("per sample (x = failed)", fontsize=9)
+    return fig
+
+
+def http_phases(ev: Evidence) -> Figure:
+    """Where each endpoint's time goes: resolve, connect, TLS, server processing, transfer."""
+    scale = ev.meta.time_scale or 1.0
+    keys = [k for k in ev.probes if k.startswith("http.")]
+    fig = Figure(figsize=(11, 0.6 + 0.55 * max(1, len(keys))), layout="constrained")
+    ax = fig.subplots()
+    if not keys:
+        _note(ax, "no HTTP probes in this evidence")
+        return fig
+    for row, key in enumerate(keys):
+        r = ev.probes[key][0]
+        left = 0.0
+        for phase in ("resolve", "connect", "tls", "processing", "transfer"):
+            width = r.phases.get(phase, 0.0) / scale
+            ax.barh(row, width, left=left, color=PHASE_COLOURS[phase], label=phase if row == 0 else None)
+            left += width
+        status = r.info.get("status")
+        label = f"HTTP {status}" if r.ok else f"{r.reason.value if r.reason else 'failed'}: {r.detail[:60]}"
+        ax.text(left, row, f"  {label}", va="center", fontsize=8, color="#202124" if r.ok else "#c5221f")
+    ax.set_yticks(range(len(keys)), [k.removeprefix("http.") for k in keys], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("real-world seconds")
+    ax.set_title("Health endpoints: time per phase", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right", ncols=5)
+    return fig
+
+
+MONITORING_PANELS = [
+    ("monitoring.connector_instances", "connector instances"),
+    ("monitoring.sql_backends", "Cloud SQL connections"),
+    ("monitoring.lb_latency_p95", "load balancer latency (ms)"),
+    ("monitoring.run_latency_p95", "Cloud Run latency p95 (ms)"),
+]
+
+
+def monitoring(ev: Evidence, params: Params) -> Figure:
+    """Cloud Monitoring series: connector instances, database connections, latency percentiles."""
+    fig = Figure(figsize=(11, 5.4), layout="constrained")
+    axes = fig.subplots(2, 2).ravel()
+    fig.suptitle(f"Cloud Monitoring, last {params.monitoring.lookback_minutes} min", fontsize=10)
+    for ax, (key, title) in zip(axes, MONITORING_PANELS):
+        ax.set_title(title, fontsize=9)
+        keys = [key]
+        if key == "monitoring.lb_latency_p95":
+            keys = ["monitoring.lb_latency_p50", key, "monitoring.lb_latency_p99"]
+        drawn = False
+        problems = []
+        for k in keys:
+            rec = ev.metrics.get(k)
+            if rec is None:
+                continue
+            if not rec.ok:
+                problems.append(rec.error.message if rec.error else "query failed")
+                continue
+            for s in rec.series:
+                if not s.points:
+                    continue
+                pts = sorted(s.points, key=lambda p: p.t)
+                label = k.rsplit("_", 1)[-1] if len(keys) > 1 else ",".join(f"{v}" for v in s.labels.values())
+                ax.plot([p.t for p in pts], [p.v for p in pts], marker=".", label=label[:30])
+                drawn = True
+        if key == "monitoring.connector_instances" and drawn:
+            ax.axhline(params.connector.max_instances, color="#c5221f", linestyle="--", label="required max")
+        if drawn:
+            ax.legend(fontsize=7)
+            ax.tick_params(axis="x", labelsize=7, rotation=20)
+        else:
+            _note(ax, "no data" + (f": {problems[0][:120]}" if problems else ""))
+    return fig
+
+
+def golden_waterfall(steps: list[dict], *, time_scale: float = 1.0) -> Figure:
+    """Golden path steps as a waterfall: when each began and how long it took."""
+    fig = Figure(figsize=(11, 0.8 + 0.5 * max(1, len(steps))), layout="constrained")
+    ax = fig.subplots()
+    if not steps:
+        _note(ax, "the golden path was not walked")
+        return fig
+    for row, step in enumerate(steps):
+        start, dur = step["start_s"] / time_scale, max(step["duration_s"], 1e-4) / time_scale
+        colour = "#34a853" if step["ok"] else "#ea4335"
+        ax.barh(row, dur, left=start, color=colour)
+        ax.text(start + dur, row, f"  {dur:.2f} s" + ("" if step["ok"] else f"  {step.get('reason', '')[:60]}"),
+                va="center", fontsize=8)
+    ax.set_yticks(range(len(steps)), [s["name"] for s in steps], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("real-world seconds since the golden path started")
+    ax.set_title("Golden path waterfall", fontsize=10)
+    return fig

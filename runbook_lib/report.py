@@ -1,0 +1,89 @@
+"""The report folder: one per run, never overwritten, readable even when a run dies.
+
+    reports/<UTC timestamp>-<target>-<short id>/
+      status.json        INCOMPLETE from the first moment; COMPLETE or FAILED at the end
+      parameters.yaml    effective parameters (names and paths only, never secret values)
+      NN_<phase>.ipynb / .html
+      phases/<phase>.json  each notebook's results
+      results.json       merged, schema_version'ed
+      summary.md         success declaration for the tracking issue
+      evidence/<phase>/  raw, redacted evidence (replayable)
+      run.log
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets as _random
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .evidence import atomic_write_json
+from .results import SCHEMA_VERSION
+
+PHASES = ("diagnose", "remediate", "validate")
+NOTEBOOKS = {"diagnose": "01_diagnose", "remediate": "02_remediate", "validate": "03_validate_handback"}
+PHASE_NUMBERS = {"1": "diagnose", "2": "remediate", "3": "validate"}
+
+
+def new_run_dir(root: Path, target: str) -> Path:
+    """Create a fresh folder; the random suffix and exclusive mkdir make collisions impossible."""
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    while True:
+        run_dir = root / f"{stamp}-{target}-{_random.token_hex(3)}"
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            continue
+        write_status(run_dir, "INCOMPLETE", reason="run started; not finished (yet)")
+        return run_dir
+
+
+def write_status(run_dir: Path, state: str, **fields: Any) -> None:
+    current = read_status(run_dir)
+    current.update(fields, state=state, updated_at=_iso_now())
+    current.setdefault("started_at", current["updated_at"])
+    atomic_write_json(run_dir / "status.json", current)
+
+
+def read_status(run_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run_dir / "status.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def write_phase(report_dir: Path, phase: str, fragment: dict[str, Any]) -> None:
+    atomic_write_json(report_dir / "phases" / f"{phase}.json", fragment)
+
+
+def read_phase(report_dir: Path, phase: str) -> dict[str, Any] | None:
+    try:
+        return json.loads((report_dir / "phases" / f"{phase}.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def merge_results(report_dir: Path, target: dict[str, Any]) -> dict[str, Any]:
+    """results.json from the phase fragments: the final verdict is the last evaluated phase's."""
+    phases = {p: f for p in PHASES if (f := read_phase(report_dir, p)) is not None}
+    final = next((phases[p]["verdict"] for p in ("validate", "diagnose") if p in phases), None)
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "target": target,
+        "run": {k: v for k, v in read_status(report_dir).items() if k != "verdict"},
+        "phases": phases,
+        "verdict": final,
+    }
+    atomic_write_json(report_dir / "results.json", doc)
+    return doc
+
+
+def _iso_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def relpath(path: Path, start: Path) -> str:
+    return os.path.relpath(path, start)

@@ -1,0 +1,251 @@
+"""Sandbox scenarios: which faults the local staging environment starts with.
+
+A scenario describes FAULTS only. Every name (project, connector, instance, domains, secrets…)
+comes from the parameters; a scenario refers to them by role: certificate domains are
+``frontend``, ``api``, ``wildcard`` or ``legacy`` (the first of ``cloud_run.deprecated_domain_patterns``,
+else ``*.<frontend>``), and a missing secret is either a name from ``secrets.required`` or a count
+(taken from the end of that list). Fields left out mean "as the parameters say": a healthy value.
+
+Times are real-world seconds; the sandbox applies ``target.time_scale`` to them.
+
+``load_scenario("issue-1278")`` reads ``scenarios/issue-1278.yaml`` from this package;
+``load_scenario("path/to/file.yaml")`` reads that file. Any problem is one ``ScenarioError`` line:
+``<file>: <key.path>: <what was expected>``.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..errors import ScenarioError
+
+SCENARIO_DIR = Path(__file__).parent / "scenarios"
+
+ConnectorState = Literal["READY", "CREATING", "DELETING", "ERROR", "UPDATING"]
+SqlState = Literal["RUNNABLE", "STOPPED", "SUSPENDED", "PENDING_CREATE", "MAINTENANCE", "FAILED"]
+ManagedStatus = Literal["ACTIVE", "PROVISIONING", "PROVISIONING_FAILED", "PROVISIONING_FAILED_PERMANENTLY",
+                        "RENEWAL_FAILED"]
+DomainStatus = Literal["ACTIVE", "PROVISIONING", "FAILED_NOT_VISIBLE", "FAILED_CAA_CHECKING",
+                       "FAILED_CAA_FORBIDDEN", "FAILED_RATE_LIMITED"]
+DOMAIN_ROLES = ("frontend", "api", "wildcard", "legacy")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ConnectorFaults(Strict):
+    state: ConnectorState = "READY"
+    min_instances: int | None = Field(default=None, ge=0, le=10, description="None: parameters")
+    max_instances: int | None = Field(default=None, ge=1, le=10, description="None: parameters")
+    network: str | None = Field(default=None, description="None: the parameters' network (wrong-network fault)")
+    ip_cidr_range: str | None = None
+
+
+class CloudSQLFaults(Strict):
+    state: SqlState = "RUNNABLE"
+    activation_policy: Literal["ALWAYS", "NEVER", "ON_DEMAND"] = "ALWAYS"
+    require_ssl: bool = True
+    private_network: bool = Field(default=True, description="false: no PRIVATE address (not on the VPC)")
+    flags: dict[str, str] | None = Field(default=None, description="None: cloudsql.required_flags")
+
+
+class ManagedCert(Strict):
+    name: str | None = Field(default=None, description="None: load_balancer.certificate_name")
+    domains: list[str] = Field(default_factory=lambda: ["frontend", "api"], min_length=1)
+    status: ManagedStatus = "ACTIVE"
+    domain_status: DomainStatus | None = Field(default=None, description="None: follows status")
+
+    @field_validator("domains")
+    @classmethod
+    def _roles(cls, v: list[str]) -> list[str]:
+        return _check_roles(v)
+
+
+class SelfManagedCert(Strict):
+    name: str
+    domains: list[str] = Field(min_length=1)
+    expired: bool = False
+
+    @field_validator("domains")
+    @classmethod
+    def _roles(cls, v: list[str]) -> list[str]:
+        return _check_roles(v)
+
+
+def _check_roles(v: list[str]) -> list[str]:
+    bad = [d for d in v if d not in DOMAIN_ROLES]
+    if bad:
+        raise ValueError(f"expected domain roles from {', '.join(DOMAIN_ROLES)}, got {', '.join(bad)}")
+    return v
+
+
+class CertificateFaults(Strict):
+    managed: list[ManagedCert] = Field(default_factory=lambda: [ManagedCert()])
+    self_managed: list[SelfManagedCert] = Field(default_factory=list)
+    attached: list[str] | None = Field(default=None, description="names on the target proxy; None: all")
+    fallback: Literal["mismatch", "expired"] = Field(
+        default="mismatch", description="what a domain no attached certificate covers gets"
+    )
+    dns_visible: bool = Field(default=True, description="false: inserted managed certs never turn ACTIVE")
+    provisioning_s: float = Field(default=900.0, ge=0, description="real-world time to turn ACTIVE")
+
+
+class HealthCheckFaults(Strict):
+    interval_s: int | None = Field(default=None, ge=1, le=300)
+    timeout_s: int | None = Field(default=None, ge=1, le=300)
+    unhealthy_threshold: int | None = Field(default=None, ge=1, le=10)
+    healthy_threshold: int | None = Field(default=None, ge=1, le=10)
+    request_path: str | None = Field(default=None, description="None: the path from the parameters")
+
+
+class LoadBalancerFaults(Strict):
+    backend_timeout_s: int | None = Field(default=None, ge=1, le=86400)
+    health_check: HealthCheckFaults = Field(default_factory=HealthCheckFaults)
+
+
+class ServiceFaults(Strict):
+    startup_s: float = Field(default=600.0, ge=0, description="real-world startup the health checks must tolerate")
+    warmup_s: float = Field(default=0.0, ge=0, description="real seconds of 503 after the sandbox starts")
+
+
+class SecretFaults(Strict):
+    missing: list[str] | int = Field(default_factory=list, description="names, or a count from the end")
+    disabled: list[str] | int = Field(default_factory=list, description="only a DISABLED version")
+
+    @field_validator("missing", "disabled", mode="before")
+    @classmethod
+    def _names_or_count(cls, v: Any) -> Any:
+        ok = (isinstance(v, int) and not isinstance(v, bool) and v >= 0) or (
+            isinstance(v, list) and all(isinstance(x, str) for x in v))
+        if not ok:
+            raise ValueError(f"expected a list of secret names or a count >= 0, got {v!r}")
+        return v
+
+
+class CloudRunFaults(Strict):
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="extra env on every service; {frontend}, {api} and {legacy} are substituted",
+    )
+    vpc_egress: Literal["ALL_TRAFFIC", "PRIVATE_RANGES_ONLY"] | None = None
+
+    @field_validator("env")
+    @classmethod
+    def _placeholders(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, value in v.items():
+            unknown = set(re.findall(r"\{(\w*)\}", value)) - {"frontend", "api", "legacy"}
+            if unknown:
+                raise ValueError(f"expected placeholders {{frontend}}, {{api}} or {{legacy}} in {key}, "
+                                 f"got {{{sorted(unknown)[0]}}}")
+        return v
+
+
+class Scenario(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    description: str = ""
+    connector: ConnectorFaults = Field(default_factory=ConnectorFaults)
+    demand_instances: int = Field(default=3, ge=1, le=100, description="connector instances the traffic needs")
+    saturated_delay_s: float = Field(
+        default=20.0, ge=0, description="real seconds added each way when max_instances < demand"
+    )
+    cloudsql: CloudSQLFaults = Field(default_factory=CloudSQLFaults)
+    certificates: CertificateFaults = Field(default_factory=CertificateFaults)
+    load_balancer: LoadBalancerFaults = Field(default_factory=LoadBalancerFaults)
+    services: ServiceFaults = Field(default_factory=ServiceFaults)
+    secrets: SecretFaults = Field(default_factory=SecretFaults)
+    cloud_run: CloudRunFaults = Field(default_factory=CloudRunFaults)
+    blackout: bool = Field(default=False, description="nothing answers: every listener accepts and stays silent")
+
+    @model_validator(mode="after")
+    def _cross(self) -> "Scenario":
+        c = self.connector
+        if c.min_instances is not None and c.max_instances is not None and c.min_instances > c.max_instances:
+            raise ValueError(f"connector.min_instances: must be <= max_instances ({c.max_instances}), "
+                             f"got {c.min_instances}")
+        names = [m.name for m in self.certificates.managed] + [s.name for s in self.certificates.self_managed]
+        for attached in self.certificates.attached or []:
+            if attached not in names:
+                raise ValueError(f"certificates.attached: expected names of certificates listed in this "
+                                 f"scenario, got {attached!r}")
+        return self
+
+
+def available() -> list[str]:
+    """Names of the scenarios shipped with the package."""
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """A shipped scenario by name, or a scenario file by path; ``ScenarioError`` with one line."""
+    text_name = str(name_or_path)
+    looks_like_path = isinstance(name_or_path, Path) or "/" in text_name or text_name.endswith((".yaml", ".yml"))
+    path = Path(name_or_path) if looks_like_path else SCENARIO_DIR / f"{text_name}.yaml"
+    if not path.is_file():
+        if looks_like_path:
+            raise ScenarioError(f"{path}: (file): file not found")
+        raise ScenarioError(
+            f"{text_name}: (scenario): unknown scenario, expected one of: {', '.join(available())}"
+        )
+    source = str(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "(file)"
+        raise ScenarioError(f"{source}: {where}: expected valid YAML ({getattr(exc, 'problem', exc)})") from None
+    except OSError as exc:
+        raise ScenarioError(f"{source}: (file): cannot be read ({exc.strerror})") from None
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{source}: (top level): expected a mapping of sections, got {type(data).__name__}")
+    data.setdefault("name", path.stem)
+    return validate_scenario(data, source)
+
+
+def validate_scenario(data: dict[str, Any], source: str) -> Scenario:
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise _one_line(exc, source) from None
+
+
+def _one_line(exc: ValidationError, source: str) -> ScenarioError:
+    err = exc.errors()[0]
+    # Drop pydantic's union-branch markers ("list[str]", "int") from the location.
+    loc = [str(x) for x in err["loc"] if not (isinstance(x, str) and ("[" in x or x in ("int", "str")))]
+    msg = err["msg"]
+    if err["type"] == "value_error":
+        msg = msg.removeprefix("Value error, ")
+        head, sep, rest = msg.partition(": ")
+        if sep and re.match(r"^[a-z_.]+$", head):
+            loc = head.split(".") if "." in head else loc + [head]
+            msg = rest
+        expected = msg
+    elif err["type"] == "extra_forbidden":
+        expected = "unknown key" + _known_keys_hint(loc)
+    elif err["type"] == "missing":
+        expected = "required key is missing"
+    else:
+        expected = msg.replace("Input should be", "expected").replace("String should", "expected to")
+        if "input" in err and not isinstance(err["input"], (dict, list)):
+            expected += f", got {err['input']!r}"
+    return ScenarioError(f"{source}: {'.'.join(loc) or '(top level)'}: {expected}")
+
+
+def _known_keys_hint(loc: list[str]) -> str:
+    model: type[BaseModel] = Scenario
+    for part in loc[:-1]:
+        if part.isdigit():
+            continue
+        ann = getattr(model.model_fields.get(part), "annotation", None)
+        args = getattr(ann, "__args__", ())
+        candidates = [ann, *args]
+        nested = next((a for a in candidates if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if nested is None:
+            return ""
+        model = nested
+    return f" (expected one of: {', '.join(model.model_fields)})"

@@ -1,0 +1,85 @@
+"""DNS and TCP probers against loopback: resolve, refuse, hang, override."""
+from __future__ import annotations
+
+import asyncio
+
+from runbook_lib.probes import PROBERS, dns, run_all, tcp
+from runbook_lib.probes.base import PHASES, NetContext, Reason
+
+
+def test_dns_resolves_localhost_with_port_defaulting_to_443() -> None:
+    result = asyncio.run(dns.probe("localhost", NetContext(), 2))
+    assert result.ok, result.detail
+    assert "127.0.0.1" in result.info["addresses"]
+    assert result.info["override"] is False
+    assert result.phases["resolve"] > 0
+
+
+def test_dns_failure_names_the_reason() -> None:
+    result = asyncio.run(dns.probe("no-such-host.invalid", NetContext(), 5))
+    assert not result.ok
+    assert result.reason is Reason.dns
+    assert "does not resolve" in result.detail
+    assert list(result.phases) == list(PHASES["dns"])
+
+
+def test_dns_override_skips_the_resolver() -> None:
+    net = NetContext(connect_to={"api.example.test:443": "127.0.0.1:8443"})
+    result = asyncio.run(dns.probe("api.example.test", net, 2))
+    assert result.ok
+    assert result.info["addresses"] == ["127.0.0.1"]
+    assert result.info["override"] is True
+    assert result.phases["resolve"] == 0.0
+
+
+def test_tcp_connects(lb) -> None:
+    net = NetContext()
+    result = asyncio.run(tcp.probe(f"127.0.0.1:{lb.plain_port}", net, 2))
+    assert result.ok, result.detail
+    assert result.phases["connect"] > 0
+    assert result.info["peer"] == f"127.0.0.1:{lb.plain_port}"
+    assert result.started_s >= 0 and result.total_s >= result.phases["connect"]
+
+
+def test_tcp_refused(closed_port: int) -> None:
+    result = asyncio.run(tcp.probe(f"127.0.0.1:{closed_port}", NetContext(), 2))
+    assert not result.ok
+    assert result.reason is Reason.refused
+    assert result.phases == {"resolve": 0.0, "connect": 0.0} or result.phases["connect"] == 0.0
+
+
+def test_tcp_timeout_when_nobody_answers_the_syn(syn_blackhole: int) -> None:
+    result = asyncio.run(tcp.probe(f"127.0.0.1:{syn_blackhole}", NetContext(), 0.3))
+    assert not result.ok
+    assert result.reason is Reason.timeout
+    assert "no answer during connect" in result.detail
+    assert result.phases["connect"] == 0.0
+
+
+def test_tcp_succeeds_even_if_the_server_then_resets(resetter: int) -> None:
+    # TCP only proves the handshake; what the peer does next is the upper probers' business.
+    result = asyncio.run(tcp.probe(f"127.0.0.1:{resetter}", NetContext(), 2))
+    assert result.ok, result.detail
+
+
+def test_tcp_via_override_keeps_the_name_as_target(lb) -> None:
+    net = NetContext(connect_to={f"db.example.test:5432": f"127.0.0.1:{lb.plain_port}"})
+    result = asyncio.run(tcp.probe("db.example.test:5432", net, 2))
+    assert result.ok, result.detail
+    assert result.target == "db.example.test:5432"
+    assert result.info["override"] is True
+    assert result.info["connect_to"] == f"127.0.0.1:{lb.plain_port}"
+
+
+def test_registry_and_run_all_keep_keys(lb, closed_port: int) -> None:
+    assert set(PROBERS) == set(PHASES)
+    net = NetContext()
+
+    async def both():
+        return await run_all({
+            "tcp.up": PROBERS["tcp"](f"127.0.0.1:{lb.plain_port}", net, 2),
+            "tcp.down": PROBERS["tcp"](f"127.0.0.1:{closed_port}", net, 2),
+        })
+
+    results = asyncio.run(both())
+    assert results["tcp.up"].ok and not results["tcp.down"].ok
