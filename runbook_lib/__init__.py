@@ -8,10 +8,18 @@ from .results import CheckResult, ResultSet, Severity, Status, Verdict, root_cau
 from .phase import Phase
 from .render import plots, tables
 from .render.tables import show
+from .golden_path import waterfall_steps as golden_steps
+
+
+def summary_markdown(phase: "Phase"):
+    """The success declaration as it will be posted on the issue, rendered."""
+    from IPython.display import Markdown
+
+    return Markdown((phase.report_dir / "summary.md").read_text())
 
 __all__ = [
     "ApiError", "CheckResult", "GitHubError", "ParameterError", "Params", "Phase", "RemediationError",
-    "ResultSet", "RunError", "RunbookError", "Severity", "Status", "Verdict", "load_params", "plots",
+    "ResultSet", "RunError", "golden_steps", "summary_markdown", "RunbookError", "Severity", "Status", "Verdict", "load_params", "plots",
     "root_causes", "show", "tables",
 ]
 __version__ = "0.1.0"

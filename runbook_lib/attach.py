@@ -273,7 +273,9 @@ class _GitHub:
             response = self.call("GET", url)
             page = self._json(response, "GET", url)
             if not isinstance(page, list):
-                raise GitHubError(f"GitHub answered GET {self.urls.path(url)} with no list of comments; check GITHUB_API_URL")
+                raise GitHubError(
+                    f"GitHub answered GET {self.urls.path(url)} with no list of comments; check GITHUB_API_URL"
+                )
             for comment in page:
                 if (comment.get("body") or "").lstrip().startswith(marker):
                     return comment

@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = sub.add_parser("plan", help="diagnose and print the remediation plan and its id (never applies)")
     params_args(plan)
+    plan.add_argument("--id-only", action="store_true", help="print only the plan id (for scripts)")
 
     params = sub.add_parser("params", help="validate a parameters file and print the effective values")
     params_args(params)
@@ -126,7 +127,7 @@ def cmd_check(args) -> int:
 def cmd_plan(args) -> int:
     from .headless import plan
 
-    return plan(args.params, args.overrides)
+    return plan(args.params, args.overrides, id_only=args.id_only)
 
 
 def cmd_params(args) -> int:

@@ -98,3 +98,52 @@ class Phase:
     def previous(self, phase: str) -> dict[str, Any] | None:
         """Another phase's recorded results from this report folder (e.g. phase 1 for the plan)."""
         return report.read_phase(self.report_dir, phase)
+
+    # -- phase 2 ----------------------------------------------------------------------------
+    def diagnosis(self) -> tuple[ResultSet, Evidence]:
+        """Phase 1's results and evidence from this report, or a fresh diagnosis if there are none."""
+        from .results import CheckResult
+
+        recorded = self.previous("diagnose")
+        folder = self.report_dir / "evidence" / "diagnose"
+        if recorded is not None and (folder / "manifest.json").exists():
+            print(f"Using phase 1's results from {self.report_dir.name}/phases/diagnose.json "
+                  f"({recorded['verdict']['line']})")
+            results = ResultSet(results=[CheckResult.model_validate(r) for r in recorded["results"]])
+            return results, Evidence.load(folder)
+        print("No phase 1 results in this report folder: diagnosing now.")
+        ev = self.gather(save=False)
+        return self.evaluate(ev), ev
+
+    def plan(self, diagnosis: tuple[ResultSet, Evidence]):
+        from .remediate import build_plan
+
+        results, ev = diagnosis
+        plan = build_plan(results, ev, self.params)
+        return plan
+
+    def apply(self, plan):
+        """Dry run unless ``remediation.apply`` and ``remediation.confirm == plan.id``."""
+        from .remediate.apply import apply_plan, check_confirmation
+
+        check_confirmation(plan, self.params)  # refuse a stale or wrong id before anything else
+        if not self.params.remediation.apply:
+            return run_sync(apply_plan(None, plan, self.params))  # type: ignore[arg-type]
+        api = self.env.api()
+
+        async def go():
+            async with api:
+                return await apply_plan(api, plan, self.params,
+                                        audit_file=self.report_dir / "evidence" / "remediate" / "audit.json")
+
+        return run_sync(go())
+
+    def verify(self, plan, applied) -> ResultSet:
+        """Re-run every check (nothing cached) and keep the ones the applied actions answer."""
+        if applied.mode != "applied" or not applied.changed:
+            print("Nothing was changed, so there is nothing to re-verify here; phase 3 re-checks everything.")
+            return ResultSet()
+        ev = self.gather(save=True)
+        everything = self.evaluate(ev)
+        wanted = {i for a in plan.actions if a.id in applied.changed for i in a.verify + a.answers}
+        return ResultSet(results=[r for r in everything if r.id in wanted])

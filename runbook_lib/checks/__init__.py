@@ -1,0 +1,44 @@
+"""Checks: pure functions of evidence and parameters, one module per component.
+
+Each module has ``evaluate(ev: Evidence, params: Params) -> list[CheckResult]``. No I/O, no clock:
+``now`` is ``ev.now``. ``evaluate_all`` runs them in ``COMPONENTS`` order.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from ..evidence import Evidence
+from ..params import Params
+from ..results import CheckResult, ResultSet, Severity, Status
+from . import certificates, cloud_run, cloudsql, connector, load_balancer, secrets
+
+Evaluator = Callable[[Evidence, Params], list[CheckResult]]
+
+COMPONENTS: tuple[str, ...] = ("connector", "cloudsql", "certificates", "load_balancer", "secrets", "cloud_run")
+
+EVALUATORS: dict[str, Evaluator] = {
+    "connector": connector.evaluate,
+    "cloudsql": cloudsql.evaluate,
+    "certificates": certificates.evaluate,
+    "load_balancer": load_balancer.evaluate,
+    "secrets": secrets.evaluate,
+    "cloud_run": cloud_run.evaluate,
+}
+
+SEVERITY: dict[str, Severity] = {
+    "connector": Severity.critical, "cloudsql": Severity.critical, "certificates": Severity.critical,
+    "load_balancer": Severity.high, "secrets": Severity.high, "cloud_run": Severity.high,
+}
+
+
+def evaluate_all(ev: Evidence, params: Params, components: tuple[str, ...] | list[str] = COMPONENTS) -> ResultSet:
+    results = ResultSet()
+    for name in components:
+        try:
+            results.extend(EVALUATORS[name](ev, params))
+        except Exception as exc:  # a bug in one check must show up as an ERROR, not hide the others
+            results.extend([CheckResult(
+                id=f"{name}.internal", component=name, title=f"{name} checks ran", status=Status.ERROR,
+                severity=SEVERITY[name], reason=f"the {name} checks crashed: {type(exc).__name__}: {exc}",
+            )])
+    return results

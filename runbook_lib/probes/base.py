@@ -196,6 +196,9 @@ def exception_chain(exc: BaseException) -> list[BaseException]:
 def classify_chain(exc: BaseException) -> tuple[Reason, str]:
     """Like ``classify_exception`` but looks through wrappers (httpcore, anyio) to the root cause."""
     for inner in reversed(exception_chain(exc)):
+        if isinstance(inner, (ssl.SSLWantReadError, ssl.SSLZeroReturnError)):
+            # asyncio surfaces a peer that hung up mid-handshake this way at times
+            return Reason.reset, "connection closed during the TLS handshake"
         reason, detail = classify_exception(inner)
         if reason is not Reason.error:
             return reason, detail

@@ -33,13 +33,19 @@ def styled(results: ResultSet | Iterable[CheckResult], *, columns: list[str] | N
     )
 
 
-def show(results: ResultSet | Iterable[CheckResult], component: str | None = None) -> None:
-    """Display the results (of one component) with their reasons and remediations."""
+def show(results: ResultSet | Iterable[CheckResult], component: str | None = None, *,
+         problems_only: bool = False) -> None:
+    """Display the results (of one component, or only the problems) with reasons and remediations."""
     from IPython.display import display
 
     rs = results if isinstance(results, ResultSet) else ResultSet(results=list(results))
     if component:
         rs = rs.for_component(component)
+    if problems_only:
+        if not rs.problems():
+            print(f"all {len(rs)} checks pass")
+            return
+        rs = ResultSet(results=rs.problems())
     if not len(rs):
         print(f"no checks ran for {component or 'this phase'}")
         return
@@ -98,3 +104,10 @@ def faults_frame(results: ResultSet) -> pd.DataFrame:
          "why": "; ".join(f.reasons[:3]), "also explains": ", ".join(f.symptoms)}
         for f in root_causes(results)
     ], columns=["component", "severity", "failing checks", "why", "also explains"])
+
+
+def audit_frame(report) -> pd.DataFrame:
+    """What the apply step did per action (or that it was a dry run)."""
+    rows = [{"action": e.action, "outcome": e.outcome, "requests": "\n".join(e.requests), "error": e.error,
+             "rollback": e.rollback if e.outcome == "applied" else ""} for e in report.audit]
+    return pd.DataFrame(rows, columns=["action", "outcome", "requests", "error", "rollback"])

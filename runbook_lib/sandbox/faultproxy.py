@@ -168,26 +168,27 @@ class FaultProxy:
         assert task is not None
         self._tasks.add(task)
         self._writers.add(writer)
-        policy = self._policy()  # read per new connection: control-plane changes apply next time
-        record = ConnectionRecord(
-            id=next(self._ids), accepted_at=time.monotonic(), accepted_wall=time.time(),
-            mode=policy.mode, delay_s=policy.delay_s if policy.mode == "delay" else 0.0, reason=policy.reason,
-        )
-        self.records.append(record)
+        record: ConnectionRecord | None = None
         try:
+            policy = self._policy()  # read per new connection: control-plane changes apply next time
+            record = ConnectionRecord(
+                id=next(self._ids), accepted_at=time.monotonic(), accepted_wall=time.time(), mode=policy.mode,
+                delay_s=policy.delay_s if policy.mode == "delay" else 0.0, reason=policy.reason,
+            )
+            self.records.append(record)
             record.outcome = await self._serve(policy, record, reader, writer)
-        except asyncio.CancelledError:
-            record.outcome = record.outcome or self._outcome_when_stopped(record)
-        except OSError:
-            record.outcome = record.outcome or ("ok" if record.upstream_connected_at else "client_gave_up")
+        except (asyncio.CancelledError, OSError):  # stop(), or a peer reset the connection
+            if record is not None:
+                record.outcome = record.outcome or self._outcome_when_cut(record)
         finally:
-            record.closed_at = time.monotonic()
+            if record is not None:
+                record.closed_at = time.monotonic()
             writer.transport.abort()
             self._writers.discard(writer)
             self._tasks.discard(task)
 
     @staticmethod
-    def _outcome_when_stopped(record: ConnectionRecord) -> Outcome:
+    def _outcome_when_cut(record: ConnectionRecord) -> Outcome:
         if record.mode == "blackhole":
             return "blackholed"
         return "ok" if record.upstream_connected_at else "client_gave_up"
@@ -216,10 +217,9 @@ class FaultProxy:
             self._writers.add(up_writer)
             record.upstream_connected_at = time.monotonic()
             try:
-                delay = record.delay_s
-                up_writer.write(early)
+                up_writer.write(early)  # sent while queued for a slot: it has waited already
                 record.bytes_up += len(early)
-                await _splice(reader, writer, up_reader, up_writer, delay, record)
+                await _splice(reader, writer, up_reader, up_writer, record.delay_s, record)
             finally:
                 up_writer.transport.abort()
                 self._writers.discard(up_writer)

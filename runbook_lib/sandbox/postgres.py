@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import psycopg
-from psycopg import sql
+from psycopg import sql as pgsql
 
 from runbook_lib.errors import EnvironmentError_
 
@@ -423,24 +423,24 @@ class PostgresServer:
         return psycopg.connect(host=str(self.socket_dir), port=self.port, user=SUPERUSER,
                                dbname=dbname, connect_timeout=max(1, int(timeout)), autocommit=True)
 
-    def execute(self, sql_text: str | sql.Composable, params: tuple[Any, ...] = (),
+    def execute(self, sql: str | pgsql.Composable, params: tuple[Any, ...] = (),
                 *, dbname: str = "postgres") -> list[tuple[Any, ...]]:
         """Run one statement as the superuser (unix socket); rows if it returns any."""
         if not self.running():
             raise SandboxPostgresError("the sandbox PostgreSQL is not running")
         with self._connect(dbname=dbname) as conn:
-            cur = conn.execute(sql_text, params or None)
+            cur = conn.execute(sql, params or None)
             return cur.fetchall() if cur.description else []
 
     def create_role(self, name: str, password: str, *, login: bool = True) -> None:
         """A role with a SCRAM password; only its verifier is sent to the server."""
-        stmt = sql.SQL("CREATE ROLE {} WITH {} PASSWORD {}").format(
-            sql.Identifier(name), sql.SQL("LOGIN" if login else "NOLOGIN"),
-            sql.Literal(_scram_verifier(password)))
+        stmt = pgsql.SQL("CREATE ROLE {} WITH {} PASSWORD {}").format(
+            pgsql.Identifier(name), pgsql.SQL("LOGIN" if login else "NOLOGIN"),
+            pgsql.Literal(_scram_verifier(password)))
         self.execute(stmt)
 
     def create_database(self, name: str, owner: str) -> None:
-        self.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(owner)))
+        self.execute(pgsql.SQL("CREATE DATABASE {} OWNER {}").format(pgsql.Identifier(name), pgsql.Identifier(owner)))
 
     def connect_kwargs(self, *, user: str, dbname: str) -> dict[str, Any]:
         """Keyword arguments for ``psycopg.connect`` over TCP (add ``password`` yourself)."""

@@ -10,7 +10,8 @@ it peeks from the ClientHello); a silent connection is read and discarded. Other
 unchanged to the app, whose TLS ``sni_callback`` presents the certificate the view names
 (valid, hostname mismatch, expired).
 
-The app serves health checks (503 while the services are "starting"), login (needs the
+The app serves health checks (503 while the services are "starting"; the API routes answer 503
+too until then, as a load balancer with no healthy backend would), login (needs the
 required secrets and the database, reached THROUGH the fault proxy with a deadline), chat history
 and the chat WebSocket with the five agent events; WebSockets are cut after the backend service
 timeout (``view.ws_lifetime_s()``). Every request lands in ``request_log`` for monitoring series.
@@ -228,6 +229,7 @@ class StagingServices:
         self._socket_dir: Path | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._upgraded: set[int] = set()  # id() of requests upgraded to a WebSocket
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> int:
@@ -368,7 +370,9 @@ class StagingServices:
             status = 499  # the client went away first
             raise
         finally:
-            if not request.get("logged"):
+            if id(request) in self._upgraded:  # a WebSocket logged its own 101 at upgrade time
+                self._upgraded.discard(id(request))
+            else:
                 self._record(request, status, started)
 
     def _starting(self, service: str) -> web.Response | None:
@@ -499,7 +503,7 @@ class StagingServices:
         lifetime = self.view.ws_lifetime_s()  # read at connect, as the load balancer does
         ws = web.WebSocketResponse(heartbeat=None, autoping=True)
         await ws.prepare(request)
-        request["logged"] = True
+        self._upgraded.add(id(request))
         self._record(request, 101, started)
         cut = None
         if lifetime is not None and transport is not None:
@@ -510,8 +514,8 @@ class StagingServices:
                 if msg.type != WSMsgType.TEXT:
                     continue
                 await self._on_ws_message(ws, email, msg.data)
-        except (ConnectionError, asyncio.CancelledError):
-            pass
+        except ConnectionError:
+            pass  # cut (lifetime) or the client vanished mid-send
         finally:
             if cut is not None:
                 cut.cancel()

@@ -3,8 +3,9 @@
 One asyncio loop in a background thread hosts the socket servers (the tests drive the probers
 with ``asyncio.run`` in the main thread). The "load balancer" is one TLS listener that picks its
 certificate by SNI, like the real one: ``api.example.test`` (and ``localhost``) get a valid
-certificate, ``other.example.test`` one that names other hosts, ``expired.example.test`` an
-expired one; any other name is refused with an alert, so a passing probe proves the SNI it sent.
+certificate, ``mismatch.example.test`` one that names only ``other.example.test``,
+``expired.example.test`` an expired one; any other name is refused with an alert, so a passing
+probe proves the SNI it sent. Names are on the ``lb`` fixture (``lb.api``...).
 """
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ from runbook_lib.probes.base import NetContext
 from runbook_lib.sandbox.pki import LocalCA
 
 AGENT_EVENTS = ["agent_started", "agent_thinking", "tool_executing", "tool_completed", "agent_completed"]
-API, OTHER, EXPIRED = "api.example.test", "other.example.test", "expired.example.test"
-DB = "db.example.test"
+API, MISMATCH, OTHER = "api.example.test", "mismatch.example.test", "other.example.test"
+EXPIRED, DB = "expired.example.test", "db.example.test"
 SECRET_IN_BODY = "password=hunter2-do-not-show"
 
 
@@ -68,6 +69,12 @@ class LoadBalancer:
     tls_port: int
     plain_port: int
     sni_seen: list[str | None] = field(default_factory=list)
+    api: str = API                # valid certificate
+    mismatch: str = MISMATCH      # served a certificate for OTHER
+    other: str = OTHER
+    expired: str = EXPIRED        # served an expired certificate
+    agent_events: tuple[str, ...] = tuple(AGENT_EVENTS)
+    secret_in_body: str = SECRET_IN_BODY
 
     def route(self, *names: str) -> dict[str, str]:
         """``connect_to`` entries sending ``name:443`` to the local listener."""
@@ -167,6 +174,18 @@ async def _host(request: web.Request) -> web.Response:
                               "body": (await request.text())})
 
 
+async def _health(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+async def _big(request: web.Request) -> web.Response:
+    return web.Response(body=b"x" * 200_000)
+
+
+async def _leaky(request: web.Request) -> web.Response:
+    return web.Response(text=f"debug: {SECRET_IN_BODY}")
+
+
 async def _slow(request: web.Request) -> web.Response:
     await asyncio.sleep(30)
     return web.Response(text="late")
@@ -174,11 +193,11 @@ async def _slow(request: web.Request) -> web.Response:
 
 def make_app() -> web.Application:
     app = web.Application()
-    app.router.add_get("/health", lambda r: web.Response(text="ok"))
+    app.router.add_get("/health", _health)
     app.router.add_get("/status/{code}", _status)
     app.router.add_route("*", "/host", _host)
-    app.router.add_get("/big", lambda r: web.Response(body=b"x" * 200_000))
-    app.router.add_get("/leaky", lambda r: web.Response(text=f"debug: {SECRET_IN_BODY}"))
+    app.router.add_get("/big", _big)
+    app.router.add_get("/leaky", _leaky)
     app.router.add_get("/slow", _slow)
     app.router.add_get("/ws", _ws_chat)
     app.router.add_get("/ws-cut", _ws_cut)
@@ -190,7 +209,8 @@ def make_app() -> web.Application:
 
 def sni_context(certs: Certs, seen: list[str | None]) -> ssl.SSLContext:
     by_name = {API: server_context(*certs.valid), "localhost": server_context(*certs.valid),
-               OTHER: server_context(*certs.other), EXPIRED: server_context(*certs.expired)}
+               MISMATCH: server_context(*certs.other), OTHER: server_context(*certs.other),
+               EXPIRED: server_context(*certs.expired)}
     default = server_context(*certs.valid)
 
     def choose(sslobj: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> int | None:

@@ -45,7 +45,7 @@ def test_tcp_refused(closed_port: int) -> None:
     result = asyncio.run(tcp.probe(f"127.0.0.1:{closed_port}", NetContext(), 2))
     assert not result.ok
     assert result.reason is Reason.refused
-    assert result.phases == {"resolve": 0.0, "connect": 0.0} or result.phases["connect"] == 0.0
+    assert result.phases["connect"] == 0.0
 
 
 def test_tcp_timeout_when_nobody_answers_the_syn(syn_blackhole: int) -> None:
@@ -63,7 +63,7 @@ def test_tcp_succeeds_even_if_the_server_then_resets(resetter: int) -> None:
 
 
 def test_tcp_via_override_keeps_the_name_as_target(lb) -> None:
-    net = NetContext(connect_to={f"db.example.test:5432": f"127.0.0.1:{lb.plain_port}"})
+    net = NetContext(connect_to={"db.example.test:5432": f"127.0.0.1:{lb.plain_port}"})
     result = asyncio.run(tcp.probe("db.example.test:5432", net, 2))
     assert result.ok, result.detail
     assert result.target == "db.example.test:5432"

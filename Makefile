@@ -1,0 +1,65 @@
+# Two commands on a fresh machine (Python 3.11+ and pip; no conda, no GCP, no PostgreSQL):
+#   make demo   the whole runbook against the local sandbox (diagnose, remediate, validate)
+#   make test   the whole test suite (unit, notebooks through nbval, end to end)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PARAMS ?= parameters/sandbox.yaml
+PYTEST_ARGS ?=
+
+.PHONY: help install install-test install-lab demo test lab bench examples sync-notebooks clean
+
+help:
+	@echo "make demo    run all three phases against the sandbox (scenario issue-1278) and apply the plan"
+	@echo "make test    run the test suite"
+	@echo "make lab     JupyterLab on notebooks/ (installs the [lab] extra)"
+	@echo "make bench   benchmarks into bench/results/"
+	@echo "make examples  regenerate examples/evidence/ from a real sandbox run"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Re-install only when the dependency list changes (stamp files).
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@ $(VENV)/.installed
+
+$(VENV)/.installed-lab: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[lab]'
+	@touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+install-lab: $(VENV)/.installed-lab
+
+# Dry run first to learn the plan id, then apply exactly that plan (explicit confirmation).
+demo: install
+	@echo "== dry run: which plan would fix the sandbox?"
+	@id=$$($(BIN)/runbook plan --params $(PARAMS) --id-only) && \
+	echo "== applying plan $$id (confirmed by id), then validating" && \
+	$(BIN)/runbook run --params $(PARAMS) -p remediation.apply=true -p remediation.confirm=$$id
+
+test: install-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lab: install-lab
+	$(BIN)/jupyter lab notebooks/
+
+bench: install-test
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench
+
+examples: install
+	$(BIN)/runbook record --scenario issue-1278 --out examples/evidence
+
+# Keep each notebook and its py:percent twin in step (edit either, then run this).
+sync-notebooks: install-test
+	$(BIN)/jupytext --sync notebooks/*.ipynb
+
+clean:
+	rm -rf $(VENV) reports .sandbox .pytest_cache

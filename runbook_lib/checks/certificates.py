@@ -1,0 +1,274 @@
+"""Certificates: what clients see (DNS, TCP, TLS handshake, chain, name, expiry) for each domain,
+then the control plane (a Google-managed certificate for both domains, ACTIVE, on the proxy).
+
+A failed earlier step makes the later ones SKIP with the reason, so a person reads one cause.
+"""
+from __future__ import annotations
+
+from ..evidence import Evidence
+from ..gcp import compute
+from ..gcp.compute import SslCertificate, TargetHttpsProxy
+from ..gcp.timefmt import parse_time
+from ..params import Params
+from ..probes.base import ProbeResult, Reason
+from ..results import CheckResult, Severity
+from ._util import (
+    ERROR, FAIL, PASS, SKIP, WARN, Maker, covers, days_between, domain_label, first_failed, unavailable, usable,
+)
+
+make = Maker("certificates", Severity.critical)
+CERTS, PROXY = compute.SSL_CERTIFICATES, compute.TARGET_PROXY
+
+# The handshake finished; the client then refused the certificate for this reason.
+REFUSED_CERT = (Reason.tls_verify, Reason.hostname_mismatch, Reason.expired)
+
+
+def evaluate(ev: Evidence, params: Params) -> list[CheckResult]:
+    results: list[CheckResult] = []
+    for domain in (params.domains.frontend, params.domains.api):
+        results += client_view(ev, params, domain)
+    chosen, managed_result = managed(ev, params)
+    return results + [managed_result, attached(ev, params, chosen)]
+
+
+# -- what a client sees ---------------------------------------------------------------------------
+
+def _samples(ev: Evidence, kind: str, domain: str) -> list[ProbeResult] | None:
+    return ev.probes.get(f"{kind}.{domain}")
+
+
+def _summary(sample: ProbeResult) -> str:
+    return f"{sample.reason.value if sample.reason else 'error'}" + (f" ({sample.detail})" if sample.detail else "")
+
+
+def client_view(ev: Evidence, params: Params, domain: str) -> list[CheckResult]:
+    label = domain_label(domain)
+    ids = {step: f"tls.{label}.{step}" for step in ("dns", "tcp", "handshake", "chain", "hostname", "expiry")}
+    titles = {
+        "dns": f"{domain} resolves", "tcp": f"{domain}:443 accepts TCP", "handshake": f"TLS handshake with {domain}",
+        "chain": f"Certificate chain for {domain} is trusted", "hostname": f"Certificate names {domain}",
+        "expiry": f"Certificate for {domain} is not near expiry",
+    }
+    out: list[CheckResult] = []
+
+    def skip_rest(steps: list[str], why: str, key: str) -> None:
+        out.extend(make(ids[s], titles[s], SKIP, reason=why, evidence=[key]) for s in steps)
+
+    steps = [("dns", "DNS resolution failed"), ("tcp", "TCP connect failed"), ("handshake", "TLS handshake failed")]
+    fixes = {
+        "dns": f"create A/AAAA records for {domain} pointing at the load balancer's IP "
+               f"(`gcloud compute forwarding-rules list --global --project {params.project}`)",
+        "tcp": f"check the HTTPS forwarding rule on port 443 and the target proxy {params.load_balancer.https_proxy} "
+               f"(`gcloud compute forwarding-rules list --global --project {params.project}`)",
+        "handshake": f"check that the proxy {params.load_balancer.https_proxy} has a certificate and answers TLS "
+                     "(see cert.attached)",
+    }
+    for i, (step, failed_text) in enumerate(steps):
+        kind = "tls" if step == "handshake" else step
+        key = f"{kind}.{domain}"
+        samples = _samples(ev, kind, domain)
+        if not samples:
+            out.append(make(ids[step], titles[step], ERROR, evidence=[key],
+                            reason=f"no {kind} probe recorded for {domain} (the collector did not run it)"))
+            skip_rest([s for s, _ in steps[i + 1:]] + ["chain", "hostname", "expiry"],
+                      f"no {kind} probe result for {domain}", key)
+            return out
+        bad = first_failed(samples)
+        handshake_done = step == "handshake" and (bad is None or bad.reason in REFUSED_CERT)
+        if bad is None or handshake_done:
+            out.append(make(ids[step], titles[step], PASS, observed=_observed(step, samples[-1]), evidence=[key]))
+            continue
+        out.append(make(ids[step], titles[step], FAIL, observed=_summary(bad), evidence=[key],
+                        expected={"dns": "resolves", "tcp": "connects", "handshake": "completes"}[step],
+                        reason=f"{failed_text}: {_summary(bad)}" + (f" ({len([s for s in samples if not s.ok])}/"
+                                                                   f"{len(samples)} samples)" if len(samples) > 1 else ""),
+                        remediation=fixes[step]))
+        why = f"{failed_text}: {bad.reason.value if bad.reason else 'error'}"
+        skip_rest([s for s, _ in steps[i + 1:]] + ["chain", "hostname", "expiry"], why, key)
+        return out
+    tls = _samples(ev, "tls", domain) or []
+    sample = first_failed(tls) or tls[-1]
+    cert = sample.info.get("cert")
+    key = f"tls.{domain}"
+    if not cert:
+        why = f"the served certificate could not be read: {sample.info.get('cert_error', 'no details recorded')}"
+        skip_rest(["chain", "hostname", "expiry"], why, key)
+        return out
+    out += [chain(ids["chain"], titles["chain"], domain, sample, cert, params),
+            hostname(ids["hostname"], titles["hostname"], domain, cert, params),
+            expiry(ids["expiry"], titles["expiry"], domain, ev, cert, params)]
+    return out
+
+
+def _observed(step: str, sample: ProbeResult) -> str:
+    info = sample.info
+    if step == "dns":
+        addrs = ", ".join(info.get("addresses") or []) or "?"
+        return f"{addrs} (connect_to override; DNS not consulted)" if info.get("override") else addrs
+    if step == "tcp":
+        return f"connected to {info.get('peer', '?')} in {sample.phases.get('connect', 0.0):.3f} s"
+    return f"{info.get('tls_version') or 'TLS'} in {sample.phases.get('tls', 0.0):.3f} s"
+
+
+def _use_managed(params: Params) -> str:
+    return (f"serve the Google-managed certificate {params.load_balancer.certificate_name} for both domains "
+            "(see cert.managed and cert.attached): "
+            f"`{compute.insert_managed_certificate(params).gcloud}`; "
+            f"`{compute.set_ssl_certificates(params, [params.load_balancer.certificate_name]).gcloud}`")
+
+
+def chain(cid: str, title: str, domain: str, sample: ProbeResult, cert: dict, params: Params) -> CheckResult:
+    key = f"tls.{domain}"
+    issuer = cert.get("issuer", "?")
+    if cert.get("verified") or sample.reason in (Reason.hostname_mismatch, Reason.expired):
+        # OpenSSL checks the name and the dates only after it has built a trusted chain.
+        return make(cid, title, PASS, observed=f"issued by {issuer}", expected="chains to a trusted CA", evidence=[key])
+    return make(cid, title, FAIL, observed=f"issued by {issuer}: {cert.get('verify_error') or sample.detail}",
+                expected="chains to a trusted CA", evidence=[key],
+                reason="clients refuse the certificate: it does not chain to a CA they trust",
+                remediation=_use_managed(params))
+
+
+def hostname(cid: str, title: str, domain: str, cert: dict, params: Params) -> CheckResult:
+    names = list(cert.get("sans") or []) or ([cert["subject"]] if cert.get("subject") else [])
+    observed = ", ".join(names) or "no names"
+    key = f"tls.{domain}"
+    if covers(names, domain):
+        return make(cid, title, PASS, observed=observed, expected=domain, evidence=[key])
+    return make(cid, title, FAIL, observed=observed, expected=domain, evidence=[key],
+                reason=f"the served certificate does not name {domain}: browsers and WebSocket clients refuse it",
+                remediation=_use_managed(params))
+
+
+def expiry(cid: str, title: str, domain: str, ev: Evidence, cert: dict, params: Params) -> CheckResult:
+    d = params.domains
+    evidence = [f"tls.{domain}"]
+    not_after, not_before = parse_time(cert.get("not_after")), parse_time(cert.get("not_before"))
+    expected = f"valid for more than {d.expiry_warn_days} days"
+    if not_after is None:
+        return make(cid, title, ERROR, expected=expected, evidence=evidence,
+                    reason=f"the certificate's expiry date could not be read ({cert.get('not_after')!r})")
+    left = days_between(not_after, ev.now)
+    observed = f"expires {not_after:%Y-%m-%d %H:%M} UTC ({left:.0f} days left)"
+    fix = ("a Google-managed certificate renews itself; " + _use_managed(params))
+    if not_before is not None and not_before > ev.now:
+        return make(cid, title, FAIL, observed=f"not valid before {not_before:%Y-%m-%d %H:%M} UTC", expected=expected,
+                    evidence=evidence, reason="the certificate is not valid yet", remediation=fix)
+    if left < 0:
+        return make(cid, title, FAIL, observed=f"expired {not_after:%Y-%m-%d %H:%M} UTC ({-left:.0f} days ago)",
+                    expected=expected, evidence=evidence, reason="the certificate has expired", remediation=fix)
+    if left < d.expiry_fail_days:
+        return make(cid, title, FAIL, observed=observed, expected=expected, evidence=evidence,
+                    reason=f"fewer than {d.expiry_fail_days} days left", remediation=fix)
+    if left < d.expiry_warn_days:
+        return make(cid, title, WARN, observed=observed, expected=expected, evidence=evidence,
+                    reason=f"fewer than {d.expiry_warn_days} days left", remediation=fix)
+    return make(cid, title, PASS, observed=observed, expected=expected, evidence=evidence)
+
+
+# -- the control plane ----------------------------------------------------------------------------
+
+def _proxy(ev: Evidence) -> TargetHttpsProxy | None:
+    rec = ev.api.get(PROXY)
+    return TargetHttpsProxy.from_json(rec.body) if usable(rec) else None
+
+
+def managed(ev: Evidence, params: Params) -> tuple[str | None, CheckResult]:
+    """``(name of the managed certificate that should be served, result)``."""
+    cid, title = "cert.managed", "A Google-managed certificate covers both domains and is ACTIVE"
+    domains = [params.domains.frontend, params.domains.api]
+    expected = f"a MANAGED certificate for {' and '.join(domains)}, status ACTIVE"
+    rec = ev.api.get(CERTS)
+    if not usable(rec):
+        return None, unavailable(make, cid, title, rec, CERTS, expected=expected)
+    certs = compute.items(rec.body, SslCertificate)
+    proxy = _proxy(ev)
+    on_proxy = set(proxy.certificate_names) if proxy else set()
+    both = [c for c in certs if c.type == "MANAGED" and all(covers(c.domains, d) for d in domains)]
+    create = f"`{compute.insert_managed_certificate(params).gcloud}`"
+    if not both:
+        partial = [f"{c.name} ({c.type.lower()}: {', '.join(c.domains) or 'no names'})" for c in certs
+                   if any(covers(c.domains, d) for d in domains)]
+        observed = "none" + (f"; partial or self-managed: {'; '.join(partial)}" if partial else "")
+        return None, make(cid, title, FAIL, observed=observed, expected=expected, evidence=[CERTS],
+                          reason=f"no Google-managed certificate names both {' and '.join(domains)}",
+                          remediation=f"create it, then attach it to the proxy (cert.attached): {create}")
+    cert = sorted(both, key=lambda c: (c.managed_status != "ACTIVE", c.name not in on_proxy,
+                                       c.name != params.load_balancer.certificate_name, c.name))[0]
+    per_domain = "; ".join(f"{d}: {s}" for d, s in sorted(cert.domain_status.items())) or "no per-domain status"
+    observed = f"{cert.name} {cert.managed_status or 'status unknown'} ({per_domain})"
+    if cert.managed_status == "ACTIVE":
+        return cert.name, make(cid, title, PASS, observed=observed, expected=expected, evidence=[CERTS])
+    return cert.name, _not_active(cid, title, cert, observed, expected, params, on_proxy)
+
+
+def _not_active(cid: str, title: str, cert: SslCertificate, observed: str, expected: str, params: Params,
+                on_proxy: set[str]) -> CheckResult:
+    status_of = cert.domain_status
+    failing = {d: s for d, s in status_of.items() if s.startswith("FAILED")}
+    describe = (f"`gcloud compute ssl-certificates describe {cert.name} --global "
+                f"--format='get(managed.domainStatus)' --project {params.project}`")
+    not_visible = sorted(d for d, s in failing.items() if s == "FAILED_NOT_VISIBLE")
+    caa = sorted(d for d, s in failing.items() if s.startswith("FAILED_CAA"))
+    rate = sorted(d for d, s in failing.items() if s == "FAILED_RATE_LIMITED")
+    advice = []
+    if not_visible:
+        advice.append(f"point {' and '.join(not_visible)} A/AAAA records at the load balancer IP "
+                      f"(`gcloud compute forwarding-rules list --global --project {params.project}`), then wait; "
+                      f"see the per-domain status: {describe}")
+    if caa:
+        advice.append(f"a CAA record on {' and '.join(caa)} forbids Google's CA: add `CAA 0 issue \"pki.goog\"` "
+                      "(and letsencrypt.org) or remove the restriction, then wait")
+    if rate:
+        advice.append(f"the CA rate-limited issuance for {' and '.join(rate)}: wait before retrying and do not "
+                      "recreate the certificate repeatedly")
+    if cert.name not in on_proxy:
+        advice.append(f"attach it to {params.load_balancer.https_proxy}: provisioning only completes for a "
+                      "certificate the load balancer serves (see cert.attached)")
+    status = cert.managed_status or "unknown"
+    if status in ("PROVISIONING_FAILED", "PROVISIONING_FAILED_PERMANENTLY", "RENEWAL_FAILED"):
+        advice.append(f"recreate it once the cause is fixed: `gcloud compute ssl-certificates delete {cert.name} "
+                      f"--global --project {params.project}`; `{compute.insert_managed_certificate(params).gcloud}`")
+    if failing or status != "PROVISIONING":
+        reason = (f"the managed certificate is {status}"
+                  + (f"; per-domain failures: {', '.join(f'{d} {s}' for d, s in sorted(failing.items()))}" if failing else ""))
+        return make(cid, title, FAIL, observed=observed, expected=expected, evidence=[CERTS, PROXY],
+                    reason=reason, remediation="; ".join(advice) or describe)
+    return make(cid, title, WARN, observed=observed, expected=expected, evidence=[CERTS, PROXY],
+                reason="the managed certificate is still provisioning (up to about an hour once DNS points at "
+                       "the load balancer): wait and re-run" + ("; " + "; ".join(advice) if advice else ""),
+                remediation="; ".join(advice))
+
+
+def attached(ev: Evidence, params: Params, chosen: str | None) -> CheckResult:
+    cid, title = "cert.attached", "The target HTTPS proxy serves the managed certificate"
+    proxy_name = params.load_balancer.https_proxy
+    wanted = chosen or params.load_balancer.certificate_name
+    expected = f"{proxy_name} serves {wanted}"
+    rec = ev.api.get(PROXY)
+    if rec is not None and not rec.ok and rec.error and rec.error.kind == "not_found":
+        return make(cid, title, FAIL, observed=f"target HTTPS proxy {proxy_name} not found", expected=expected,
+                    evidence=[PROXY], reason="without the proxy nothing terminates HTTPS for the domains",
+                    remediation=f"create it with your URL map: `gcloud compute target-https-proxies create {proxy_name} "
+                                f"--url-map=URL_MAP --ssl-certificates={wanted} --global --project {params.project}`, "
+                                "or fix load_balancer.https_proxy")
+    if not usable(rec):
+        return unavailable(make, cid, title, rec, PROXY, expected=expected)
+    proxy = TargetHttpsProxy.from_json(rec.body)
+    served = proxy.certificate_names
+    observed = f"serves {', '.join(served) or 'no certificates'}" + (
+        f"; certificate map {proxy.certificate_map}" if proxy.certificate_map else "")
+    map_note = (f"the proxy's certificate map {proxy.certificate_map} takes precedence over its certificates: "
+                f"`gcloud compute target-https-proxies update {proxy_name} --clear-certificate-map --global "
+                f"--project {params.project}`") if proxy.certificate_map else ""
+    if wanted in served:
+        if map_note:
+            return make(cid, title, WARN, observed=observed, expected=expected, evidence=[PROXY],
+                        reason=map_note, remediation=map_note)
+        return make(cid, title, PASS, observed=observed, expected=expected, evidence=[PROXY])
+    keep = [wanted] + [s for s in served if s != wanted]
+    return make(cid, title, FAIL, observed=observed, expected=expected, evidence=[PROXY, CERTS],
+                reason=f"{wanted} is not on the proxy, so clients are not offered it"
+                       + (f"; {map_note}" if map_note else ""),
+                remediation=f"`{compute.set_ssl_certificates(params, keep).gcloud}` (keeps the current ones until "
+                            f"{wanted} is ACTIVE; drop them afterwards)")

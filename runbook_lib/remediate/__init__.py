@@ -1,0 +1,5 @@
+"""Phase 2: turn failing checks into a plan (playbook.py), and apply a confirmed plan (apply.py)."""
+from .plan import Action, Plan, build_plan
+from .apply import ApplyReport, apply_plan
+
+__all__ = ["Action", "ApplyReport", "Plan", "apply_plan", "build_plan"]

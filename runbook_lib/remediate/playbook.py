@@ -1,0 +1,267 @@
+"""The incident's remediation playbook as rules: failing checks + current state -> actions.
+
+One rule per component, same shape: ``rule(failing, evidence, params) -> list[Action]``. The
+requests come from the product modules (``gcp/*.py``); this file decides *which* and records the
+rollback from the state the evidence shows now.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from ..evidence import Evidence
+from ..gcp import compute, secretmanager, sqladmin, vpcaccess
+from ..gcp.api import last_segment
+from ..params import Params
+from ..results import CheckResult
+from .plan import Action, Read
+
+Failing = dict[str, CheckResult]
+
+
+def _body(ev: Evidence, key: str) -> dict | None:
+    rec = ev.api.get(key)
+    return rec.body if rec is not None and rec.ok and isinstance(rec.body, dict) else None
+
+
+def _ids(failing: Failing, prefix: str) -> list[str]:
+    return [i for i in failing if i.startswith(prefix)]
+
+
+def connector(failing: Failing, ev: Evidence, params: Params) -> list[Action]:
+    out: list[Action] = []
+    c = params.connector
+    where = f"--region {params.region} --project {params.project}"
+    state = failing.get("connector.state")
+    if "connector.exists" in failing or (state is not None and "ERROR" in state.observed):
+        out.append(Action(
+            id="connector.recreate", kind="manual", component="connector",
+            title=f"recreate connector {c.name} (it cannot be repaired in place)",
+            answers=[i for i in ("connector.exists", "connector.state") if i in failing],
+            instructions=f"{vpcaccess.delete_connector(params).gcloud} && {vpcaccess.create_connector(params).gcloud}",
+            risk="high: services lose database access until the new connector is READY (about 2 minutes)",
+            rollback="none needed: the old connector was not working",
+            verify=["connector.exists", "connector.state", "connector.instances"],
+        ))
+    resize = [i for i in ("connector.instances", "connector.saturation") if i in failing]
+    if resize and "connector.exists" not in failing:
+        current = vpcaccess.Connector.from_json(_body(ev, "vpcaccess.connector") or {})
+        out.append(Action(
+            id="connector.resize", kind="connector.resize", component="connector",
+            title=f"size connector {c.name} to min {c.min_instances} / max {c.max_instances} instances",
+            answers=resize, calls=[vpcaccess.update_instances(params)],
+            reads=[Read(api="vpcaccess", path=vpcaccess.connector_path(params))],
+            risk="low: instances are added; existing connections are kept",
+            rollback=(f"gcloud compute networks vpc-access connectors update {c.name} {where} "
+                      f"--min-instances {current.min_instances} --max-instances {current.max_instances}"),
+            verify=["connector.state", "connector.instances", "connector.saturation", "sql.connect"],
+        ))
+    manual = [i for i in ("connector.network", "connector.ip_range", "connector.attachment") if i in failing]
+    if manual:
+        out.append(Action(
+            id="connector.network", kind="manual", component="connector",
+            title="verify the connector's network, range and the services attached to it",
+            answers=manual,
+            instructions=(f"gcloud compute networks vpc-access connectors describe {c.name} {where}; expected network "
+                          f"{c.network}, range {c.ip_cidr_range}; attach each service with "
+                          f"`gcloud run services update SERVICE --vpc-connector {c.name} --vpc-egress all-traffic {where}`"),
+            risk="medium: changing a service's connector deploys a new revision",
+            rollback="redeploy the previous revision: gcloud run services update-traffic SERVICE --to-revisions PREVIOUS=100",
+            verify=manual,
+        ))
+    return out
+
+
+def cloudsql(failing: Failing, ev: Evidence, params: Params) -> list[Action]:
+    out: list[Action] = []
+    inst = sqladmin.Instance.from_json(_body(ev, "sqladmin.instance") or {})
+    name, project = params.cloudsql.instance, params.project
+    read = [Read(api="sqladmin", path=sqladmin.instance_path(params))]
+    start = [i for i in ("sql.state", "sql.activation_policy") if i in failing]
+    if start:
+        call = (sqladmin.set_activation_policy_always(params) if inst.activation_policy != "ALWAYS"
+                else sqladmin.restart(params))
+        out.append(Action(
+            id="sql.start", kind="sql.start", component="cloudsql",
+            title=f"start {name} and keep it running", answers=start, calls=[call], reads=read,
+            risk="low: the instance is not serving now",
+            rollback=f"gcloud sql instances patch {name} --activation-policy={inst.activation_policy or 'NEVER'} --project {project}",
+            verify=["sql.state", "sql.activation_policy", "sql.connect"],
+        ))
+    if "sql.private_ip" in failing:
+        out.append(Action(
+            id="sql.private-network", kind="sql.private-network", component="cloudsql",
+            title=f"put {name} on {params.cloudsql.network} with a private IP", answers=["sql.private_ip"],
+            calls=[sqladmin.set_private_network(params)], reads=read,
+            risk="high: the instance restarts; private services access must exist on the network",
+            rollback="a private IP cannot be removed by patch; keep it (public IP settings are unchanged)",
+            verify=["sql.private_ip", "sql.connect"],
+        ))
+    if "sql.ssl_required" in failing:
+        out.append(Action(
+            id="sql.require-ssl", kind="sql.require-ssl", component="cloudsql",
+            title=f"require SSL on {name}", answers=["sql.ssl_required"], calls=[sqladmin.require_ssl(params)], reads=read,
+            risk="medium: clients that connect without TLS are refused",
+            rollback=f"gcloud sql instances patch {name} --ssl-mode=ALLOW_UNENCRYPTED_AND_ENCRYPTED --project {project}",
+            verify=["sql.ssl_required"],
+        ))
+    flags = [i for i in ("sql.max_connections", "sql.flags") if i in failing]
+    if flags:
+        max_conn = params.cloudsql.min_max_connections if "sql.max_connections" in failing else None
+        current = inst.flags
+        listed = ",".join(f"{k}={v}" for k, v in current.items())
+        out.append(Action(
+            id="sql.flags", kind="sql.flags", component="cloudsql",
+            title="set connection limit and statement/lock timeouts", answers=flags,
+            calls=[sqladmin.patch_flags(params, current, max_connections=max_conn)], reads=read,
+            risk="medium: changing max_connections restarts the instance",
+            rollback=(f"gcloud sql instances patch {name} --database-flags={listed} --project {project}" if listed
+                      else f"gcloud sql instances patch {name} --clear-database-flags --project {project}"),
+            verify=flags,
+        ))
+    return out
+
+
+def certificates(failing: Failing, ev: Evidence, params: Params) -> list[Action]:
+    out: list[Action] = []
+    lb = params.load_balancer
+    tls = _ids(failing, "tls.")
+    certs = [compute.SslCertificate.from_json(c) for c in (_body(ev, "compute.sslCertificates") or {}).get("items", [])]
+    ours = next((c for c in certs if c.name == lb.certificate_name), None)
+    proxy = compute.TargetHttpsProxy.from_json(_body(ev, "compute.targetHttpsProxy") or {})
+    if "cert.managed" in failing or tls:
+        if ours is None:
+            out.append(Action(
+                id="cert.create", kind="cert.create", component="certificates",
+                title=f"create the Google-managed certificate {lb.certificate_name}",
+                answers=[i for i in ["cert.managed", *tls] if i in failing],
+                calls=[compute.insert_managed_certificate(params)],
+                reads=[Read(api="compute", path=compute.global_path(params, f"sslCertificates/{lb.certificate_name}"))],
+                risk="low: a new certificate; nothing serves it until it is attached",
+                rollback=f"gcloud compute ssl-certificates delete {lb.certificate_name} --global --project {params.project}",
+                verify=["cert.managed"],
+            ))
+        elif any(s.startswith("FAILED") for s in ours.domain_status.values()):
+            out.append(Action(
+                id="cert.dns", kind="manual", component="certificates",
+                title=f"make the domains visible so {lb.certificate_name} can be issued", answers=["cert.managed"],
+                instructions=("point the A/AAAA records of " + ", ".join(ours.domains)
+                              + " at the load balancer's IP (gcloud compute forwarding-rules list --global), "
+                              "remove CAA records that exclude pki.goog, then wait for ACTIVE (up to 60 minutes)"),
+                risk="low", rollback="restore the previous DNS records", verify=["cert.managed", *tls],
+            ))
+    attached = lb.certificate_name in proxy.certificate_names
+    if ("cert.attached" in failing or tls) and not attached:
+        out.append(Action(
+            id="cert.attach", kind="cert.attach", component="certificates",
+            title=f"serve {lb.certificate_name} on {lb.https_proxy}",
+            answers=[i for i in ["cert.attached", *tls] if i in failing],
+            calls=[compute.set_ssl_certificates(params, [lb.certificate_name])],
+            reads=[Read(api="compute", path=compute.global_path(params, f"targetHttpsProxies/{lb.https_proxy}"))],
+            risk="medium: clients see the new certificate at once; a PROVISIONING certificate is not served until ACTIVE",
+            rollback=(f"gcloud compute target-https-proxies update {lb.https_proxy} "
+                      f"--ssl-certificates={','.join(proxy.certificate_names) or 'PREVIOUS'} --global --project {params.project}"),
+            verify=["cert.attached", "cert.managed", *sorted(set(tls) | {f"tls.{d.split('.')[0]}.hostname" for d in (params.domains.frontend, params.domains.api)})],
+        ))
+    return out
+
+
+def load_balancer(failing: Failing, ev: Evidence, params: Params) -> list[Action]:
+    out: list[Action] = []
+    lb = params.load_balancer
+    services = {b.name: b for b in compute.items(_body(ev, "compute.backendServices"), compute.BackendService)}
+    checks = {h.name: h for h in compute.items(_body(ev, "compute.healthChecks"), compute.HealthCheck)}
+    health = [i for i in failing if i.startswith("lb.") and i.endswith(".health")]
+    for backend in lb.backend_services:
+        cid = f"lb.{backend}.timeout"
+        if cid in failing:
+            current = services.get(backend)
+            out.append(Action(
+                id=f"lb.timeout.{backend}", kind="lb.timeout", component="load_balancer",
+                title=f"backend {backend}: timeout {lb.backend_timeout_s} s", answers=[cid],
+                calls=[compute.patch_backend_timeout(params, backend, current)],
+                reads=[Read(api="compute", path=compute.global_path(params, f"backendServices/{backend}"))],
+                risk="low: longer requests and WebSockets are allowed",
+                rollback=(f"gcloud compute backend-services update {backend} --timeout="
+                          f"{current.timeout_sec if current else 30} --global --project {params.project}"),
+                verify=[cid, "golden.events"],
+            ))
+    for name in lb.health_checks:
+        ids = [i for i in (f"lb.{name}.tolerance", f"lb.{name}.path", f"lb.{name}.policy") if i in failing]
+        if ids:
+            current = checks.get(name)
+            old = (f"--check-interval={current.interval}s --timeout={current.timeout}s --unhealthy-threshold="
+                   f"{current.unhealthy_threshold} --healthy-threshold={current.healthy_threshold} "
+                   f"--request-path={current.request_path}") if current else "(previous values)"
+            out.append(Action(
+                id=f"lb.health-check.{name}", kind="lb.health-check", component="load_balancer",
+                title=f"health check {name}: tolerate a {lb.startup_s} s startup", answers=ids + health,
+                calls=[compute.patch_health_check(params, name, current)],
+                reads=[Read(api="compute", path=compute.global_path(params, f"healthChecks/{name}"))],
+                risk="low: unhealthy backends are detected later",
+                rollback=f"gcloud compute health-checks update http {name} {old} --global --project {params.project}",
+                verify=ids + [f"lb.{b}.health" for b in lb.backend_services],
+            ))
+    return out
+
+
+def secrets(failing: Failing, ev: Evidence, params: Params) -> list[Action]:
+    out: list[Action] = []
+    present = {s.name for s in secretmanager.secrets_of(_body(ev, "secretmanager.secrets"))}
+    for name in params.secrets.required:
+        cid = f"secrets.{name}"
+        if cid not in failing or failing[cid].status.value == "ERROR":
+            continue
+        missing = name not in present
+        calls = ([secretmanager.create_secret(params, name)] if missing else []) + [secretmanager.add_version(params, name)]
+        out.append(Action(
+            id=f"secret.{'create' if missing else 'version'}.{name}", kind="secret.value", component="secrets",
+            title=(f"create secret {name} with a value supplied by a person" if missing
+                   else f"add an enabled version to secret {name} (value supplied by a person)"),
+            answers=[cid, "secrets.count"] if "secrets.count" in failing else [cid], calls=calls,
+            reads=[Read(api="secretmanager", path=f"{secretmanager.secrets_path(params)}/{name}"),
+                   Read(api="secretmanager", path=f"{secretmanager.secrets_path(params)}/{name}/versions")],
+            secret_name=name,
+            risk="medium: services read the new value at their next start",
+            rollback=(f"gcloud secrets delete {name} --project {params.project}" if missing
+                      else f"gcloud secrets versions disable NEW_VERSION --secret={name} --project {params.project}"),
+            verify=[cid, "secrets.count"],
+        ))
+    return out
+
+
+def cloud_run(failing: Failing, ev: Evidence, params: Params) -> list[Action]:
+    out = []
+    for svc in params.cloud_run.services:
+        ids = [i for i in failing if i.startswith(f"run.{svc}.")]
+        if not ids:
+            continue
+        out.append(Action(
+            id=f"run.{svc}", kind="manual", component="cloud_run", title=f"redeploy Cloud Run service {svc}",
+            answers=ids,
+            instructions=(f"gcloud run services describe {svc} --region {params.region} --project {params.project}; "
+                          f"fix what {', '.join(ids)} report (connector {params.connector.name}, egress all-traffic, "
+                          "environment values on the current domains), then deploy a new revision"),
+            risk="medium: a new revision takes traffic",
+            rollback=f"gcloud run services update-traffic {svc} --to-revisions PREVIOUS=100 --region {params.region}",
+            verify=ids,
+        ))
+    return out
+
+
+def access(failing: Failing, ev: Evidence, params: Params) -> list[Action]:
+    """ERROR checks cannot be fixed blind: the first step is to make them observable."""
+    errors = [r for r in failing.values() if r.status.value == "ERROR"]
+    if not errors:
+        return []
+    reasons = sorted({r.reason for r in errors})
+    return [Action(
+        id="access.restore", kind="manual", component="runbook",
+        title="restore the runbook's view of the environment (checks that could not run)",
+        answers=[r.id for r in errors], instructions="; ".join(reasons[:6]),
+        risk="none", rollback="none", verify=[r.id for r in errors],
+    )]
+
+
+RULES: list[Callable[[Failing, Evidence, Params], list[Action]]] = [
+    connector, cloudsql, certificates, load_balancer, secrets, cloud_run, access,
+]
