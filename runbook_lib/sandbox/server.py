@@ -26,6 +26,7 @@ import math
 import os
 import re
 import secrets
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +185,8 @@ class Sandbox:
             self.pg = None
         for name in (STATE_FILE, *SECRET_FILES):
             (self.workdir / name).unlink(missing_ok=True)
+        for folder in ("pki", "pg"):  # the CA key and the (already deleted) database's parent
+            shutil.rmtree(self.workdir / folder, ignore_errors=True)
 
     # --- parameters that target this sandbox ---------------------------------------------------
 

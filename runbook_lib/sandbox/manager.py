@@ -1,0 +1,237 @@
+"""Start, inspect and stop a sandbox process (``runbook sandbox up|status|down``, ``runbook run``).
+
+``up`` spawns ``python -m runbook_lib.sandbox serve`` detached in its own session (so it outlives
+the command and can be stopped as one process group), waits for its ``state.json``, and writes
+``<workdir>/params.yaml``: the parameters file with the sandbox's runtime overrides applied, the
+file every later command uses. ``down`` sends SIGTERM to the group, waits, SIGKILLs what is left
+and checks that nothing of it remains.
+
+    with running("parameters/sandbox.yaml", "issue-1278") as sb:
+        sb.params            # effective Params, pointing at the sandbox
+        sb.info["ports"]     # what state.json says
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+
+from ..errors import EnvironmentError_
+from ..params import Params, dump_params, load_params
+from .server import STATE_FILE, write_private
+
+PID_FILE = "serve.pid"
+LOG_FILE = "sandbox.log"
+PARAMS_FILE = "params.yaml"
+
+
+@dataclass
+class RunningSandbox:
+    """What ``running`` yields: ``state.json`` contents, the effective parameters, the folder."""
+
+    info: dict[str, Any]
+    params: Params
+    workdir: Path
+
+    @property
+    def params_file(self) -> Path:
+        return self.workdir / PARAMS_FILE
+
+    def control_url(self, api: str = "compute") -> str:
+        """Base URL for the emulator's test hooks (``/_sandbox/state`` and friends)."""
+        return self.info["endpoints"][api]
+
+
+def up(params_file: str | Path, scenario: str | None = None, workdir: str | Path = ".sandbox", *,
+       time_scale: float | None = None, timeout_s: float = 90.0) -> dict[str, Any]:
+    """Start a sandbox; return ``state.json`` plus ``params_file`` (the effective parameters)."""
+    params_file = Path(params_file).resolve()
+    base = load_params(params_file)  # fail on bad parameters before spawning anything
+    scenario = scenario or base.target.scenario
+    if not scenario:
+        raise EnvironmentError_(f"{params_file}: target.scenario: no scenario given; pass one (e.g. issue-1278)")
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    current = status(workdir)
+    if current["running"]:
+        raise EnvironmentError_(f"a sandbox is already running in {workdir} (pid {current['pid']}); "
+                                "stop it first with `runbook sandbox down`")
+    for name in (STATE_FILE, PID_FILE, PARAMS_FILE):
+        (workdir / name).unlink(missing_ok=True)
+
+    argv = [sys.executable, "-m", "runbook_lib.sandbox", "serve", "--params", str(params_file),
+            "--scenario", scenario, "--workdir", str(workdir)]
+    if time_scale is not None:
+        argv += ["--time-scale", str(time_scale)]
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    with open(workdir / LOG_FILE, "ab") as log:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, env=env, cwd=str(workdir))
+    write_private(workdir / PID_FILE, f"{proc.pid}\n")
+
+    deadline = time.monotonic() + timeout_s
+    state_path = workdir / STATE_FILE
+    while not state_path.exists():
+        if proc.poll() is not None:
+            raise EnvironmentError_(f"the sandbox exited during startup (exit {proc.returncode}):\n"
+                                    f"{_tail(workdir / LOG_FILE)}")
+        if time.monotonic() > deadline:
+            _stop_group(proc.pid, grace_s=5)
+            proc.wait(timeout=5)
+            raise EnvironmentError_(f"the sandbox was not ready within {timeout_s:g} s:\n{_tail(workdir / LOG_FILE)}")
+        time.sleep(0.05)
+    info = json.loads(state_path.read_text())
+    effective = load_params(params_file, info["overrides"])
+    write_private(workdir / PARAMS_FILE, dump_params(effective))
+    return {**info, "params_file": str(workdir / PARAMS_FILE)}
+
+
+def status(workdir: str | Path = ".sandbox") -> dict[str, Any]:
+    """``running`` plus what ``state.json`` says and, when reachable, what the data plane is told."""
+    workdir = Path(workdir).resolve()
+    pid = _read_pid(workdir)
+    state_path = workdir / STATE_FILE
+    info: dict[str, Any] = json.loads(state_path.read_text()) if state_path.exists() else {}
+    pid = info.get("pid", pid)
+    alive = pid is not None and _alive(pid) and _is_sandbox(pid)
+    out: dict[str, Any] = {"workdir": str(workdir), "running": alive and bool(info), "pid": pid, **info}
+    if alive and not info:
+        out["starting"] = True
+    if out["running"]:
+        try:
+            live = httpx.get(f"{info['endpoints']['compute']}/_sandbox/state", timeout=3.0).json()
+            out["dataplane"] = live.get("dataplane", {})
+        except (httpx.HTTPError, ValueError) as exc:
+            out["dataplane_error"] = f"the emulator did not answer: {type(exc).__name__}"
+    return out
+
+
+def down(workdir: str | Path = ".sandbox", *, grace_s: float = 15.0) -> None:
+    """Stop the sandbox process group: SIGTERM, wait, SIGKILL; raise if anything survives."""
+    workdir = Path(workdir).resolve()
+    pid = _read_pid(workdir)
+    state_path = workdir / STATE_FILE
+    if pid is None and state_path.exists():
+        pid = json.loads(state_path.read_text()).get("pid")
+    if pid is not None:
+        _stop_group(pid, grace_s=grace_s)
+    for name in (PID_FILE, STATE_FILE):
+        (workdir / name).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def running(params: Params | str | Path, scenario: str | None = None, workdir: str | Path | None = None,
+            *, time_scale: float | None = None) -> Iterator[RunningSandbox]:
+    """A sandbox for the duration of the block (``runbook run`` and the ``sandbox`` test fixture)."""
+    own_dir = workdir is None
+    folder = Path(tempfile.mkdtemp(prefix="runbook-sandbox-")) if own_dir else Path(workdir)  # type: ignore[arg-type]
+    folder.mkdir(parents=True, exist_ok=True)
+    if isinstance(params, Params):
+        source = write_private(folder / "params.source.yaml", dump_params(params))
+        scenario = scenario or params.target.scenario
+    else:
+        source = Path(params)
+    try:
+        info = up(source, scenario, folder, time_scale=time_scale)
+        try:
+            yield RunningSandbox(info, load_params(info["params_file"]), folder)
+        finally:
+            down(folder)
+    finally:
+        if own_dir:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+# --- processes -----------------------------------------------------------------------------------
+
+def _read_pid(workdir: Path) -> int | None:
+    try:
+        return int((workdir / PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie child of ours is reaped and counts as gone)."""
+    with contextlib.suppress(ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # Only zombies left (waiting for a parent to reap them) count as gone.
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def _is_sandbox(pid: int) -> bool:
+    """Guard against a stale pid file naming a process that is not ours any more."""
+    try:
+        return b"runbook_lib.sandbox" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _stop_group(pid: int, *, grace_s: float) -> None:
+    """The serve process leads its own session, so its pid is the group id of everything it runs."""
+    pgid = pid
+    if _alive(pid) and not _is_sandbox(pid):
+        return  # the pid was reused by something else: the sandbox is long gone
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and (_alive(pid) or _group_alive(pgid)):
+        time.sleep(0.05)
+    if _alive(pid) or _group_alive(pgid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and (_alive(pid) or _group_alive(pgid)):
+            time.sleep(0.05)
+    if _alive(pid) or _group_alive(pgid):
+        raise EnvironmentError_(f"sandbox process group {pgid} survived SIGKILL; check `ps -g {pgid}`")
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

@@ -1,0 +1,77 @@
+"""`runbook run` end to end on recorded evidence: the folder, the files, and one verdict everywhere."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.e2e
+
+
+def runbook(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "runbook_lib.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def replay_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reports")
+    proc = runbook("run", "--params", "parameters/replay.yaml", "--out", str(out), "--no-progress")
+    return proc, out
+
+
+def test_exit_code_and_report_line(replay_run):
+    proc, out = replay_run
+    assert proc.returncode == 1, proc.stderr[-3000:]          # the recorded incident is unhealthy
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].startswith("Report: ")
+    assert lines[-1].startswith("Overall Status: UNHEALTHY, Critical Failures: ")
+    assert "Phase 1 of 3" in proc.stderr and "Phase 3 of 3" in proc.stderr
+
+
+def test_folder_has_every_artefact(replay_run):
+    proc, out = replay_run
+    run_dir = Path(proc.stdout.splitlines()[0].removeprefix("Report: "))
+    assert run_dir.parent == out and run_dir.name.split("-")[1] == "replay"
+    for name in ("01_diagnose", "02_remediate", "03_validate_handback"):
+        assert (run_dir / f"{name}.ipynb").exists() and (run_dir / f"{name}.html").exists()
+    for name in ("results.json", "summary.md", "run.log", "parameters.yaml", "status.json"):
+        assert (run_dir / name).exists(), name
+    assert (run_dir / "evidence" / "diagnose" / "manifest.json").exists()
+    assert (out / "index.html").exists()
+
+
+def test_verdict_agrees_everywhere(replay_run):
+    proc, out = replay_run
+    run_dir = Path(proc.stdout.splitlines()[0].removeprefix("Report: "))
+    doc = json.loads((run_dir / "results.json").read_text())
+    assert doc["schema_version"] == 1
+    line = doc["verdict"]["line"]
+    assert proc.stdout.strip().splitlines()[-1] == line
+    assert line in (out / "index.html").read_text()
+    assert line in (run_dir / "03_validate_handback.html").read_text()
+    assert line in (run_dir / "summary.md").read_text()
+    assert json.loads((run_dir / "status.json").read_text())["state"] == "COMPLETE"
+
+
+def test_replay_reproduces_the_recorded_results(replay_run):
+    """Replaying an archived run gives identical results."""
+    proc, out = replay_run
+    run_dir = Path(proc.stdout.splitlines()[0].removeprefix("Report: "))
+    first = json.loads((run_dir / "results.json").read_text())["phases"]["diagnose"]["results"]
+    again = runbook("check", "--params", "parameters/replay.yaml", "--json")
+    assert json.loads(again.stdout)["results"] == first
+
+
+def test_runs_never_overwrite_each_other(replay_run, tmp_path):
+    proc, out = replay_run
+    second = runbook("run", "--params", "parameters/replay.yaml", "--phase", "1", "--out", str(out), "--no-progress")
+    assert second.returncode == 1
+    runs = [p for p in out.iterdir() if p.is_dir() and (p / "status.json").exists()]
+    assert len(runs) == 2
+    html = (out / "index.html").read_text()
+    assert all(r.name in html for r in runs)
