@@ -5,8 +5,9 @@
     ├── ScenarioError         bad sandbox scenario file
     ├── EnvironmentError_     the target cannot be reached at all (sandbox not running, no ADC)
     ├── ApiError              a control-plane call failed; ``kind`` says how
-    │   (kinds: permission, not_found, api_disabled, unauthenticated, rate_limited,
-    │    server, timeout, network, malformed, bad_request)
+    │   (kinds: permission, not_found, api_disabled, unauthenticated, rate_limited, server,
+    │    timeout, network, malformed, bad_request, conflict (409/412: changed or already
+    │    exists), operation (a long-running operation finished with an error))
     ├── RemediationError      a plan could not be applied (wrong confirmation, failed action)
     ├── GitHubError           ``runbook attach`` failed (401/403/404/rate limit)
     └── RunError              a papermill run failed (dead kernel, failing cell)

@@ -119,6 +119,11 @@ def days_between(later: datetime, earlier: datetime) -> float:
     return (later - earlier).total_seconds() / 86400
 
 
+def fmt_days(days: float) -> str:
+    """``4.5 days`` close to a deadline, ``80 days`` far from it."""
+    return f"{days:.1f} days" if abs(days) < 10 else f"{days:.0f} days"
+
+
 def first_failed(samples: Sequence[ProbeResult]) -> ProbeResult | None:
     return next((s for s in samples if not s.ok), None)
 

@@ -13,7 +13,7 @@ from ..params import Params
 from ..probes.base import ProbeResult, Reason
 from ..results import CheckResult, Severity
 from ._util import (
-    ERROR, FAIL, PASS, SKIP, WARN, Maker, covers, days_between, domain_label, first_failed, unavailable, usable,
+    ERROR, FAIL, PASS, SKIP, WARN, Maker, covers, days_between, domain_label, fmt_days, first_failed, unavailable, usable,
 )
 
 make = Maker("certificates", Severity.critical)
@@ -33,8 +33,29 @@ def evaluate(ev: Evidence, params: Params) -> list[CheckResult]:
 
 # -- what a client sees ---------------------------------------------------------------------------
 
-def _samples(ev: Evidence, kind: str, domain: str) -> list[ProbeResult] | None:
-    return ev.probes.get(f"{kind}.{domain}")
+STEPS = ("dns", "tcp", "handshake", "chain", "hostname", "expiry")
+# (step, probe kind, what a failure is called, what success looks like)
+NETWORK_STEPS = (("dns", "dns", "DNS resolution failed", "resolves"),
+                 ("tcp", "tcp", "TCP connect failed", "connects"),
+                 ("handshake", "tls", "TLS handshake failed", "completes"))
+
+
+def _titles(domain: str) -> dict[str, str]:
+    return {
+        "dns": f"{domain} resolves", "tcp": f"{domain}:443 accepts TCP", "handshake": f"TLS handshake with {domain}",
+        "chain": f"Certificate chain for {domain} is trusted", "hostname": f"Certificate names {domain}",
+        "expiry": f"Certificate for {domain} is not near expiry",
+    }
+
+
+def _fixes(domain: str, params: Params) -> dict[str, str]:
+    rules = f"`gcloud compute forwarding-rules list --global --project {params.project}`"
+    proxy = params.load_balancer.https_proxy
+    return {
+        "dns": f"create A/AAAA records for {domain} pointing at the load balancer's IP ({rules})",
+        "tcp": f"check the HTTPS forwarding rule on port 443 and the target proxy {proxy} ({rules})",
+        "handshake": f"check that the proxy {proxy} has a certificate and answers TLS (see cert.attached)",
+    }
 
 
 def _summary(sample: ProbeResult) -> str:
@@ -42,62 +63,38 @@ def _summary(sample: ProbeResult) -> str:
 
 
 def client_view(ev: Evidence, params: Params, domain: str) -> list[CheckResult]:
+    """DNS, TCP, handshake from the probes; then chain, name and expiry from the served certificate.
+    The first step that fails ends the walk: the later ones SKIP with its reason."""
     label = domain_label(domain)
-    ids = {step: f"tls.{label}.{step}" for step in ("dns", "tcp", "handshake", "chain", "hostname", "expiry")}
-    titles = {
-        "dns": f"{domain} resolves", "tcp": f"{domain}:443 accepts TCP", "handshake": f"TLS handshake with {domain}",
-        "chain": f"Certificate chain for {domain} is trusted", "hostname": f"Certificate names {domain}",
-        "expiry": f"Certificate for {domain} is not near expiry",
-    }
+    ids = {step: f"tls.{label}.{step}" for step in STEPS}
+    titles, fixes = _titles(domain), _fixes(domain, params)
     out: list[CheckResult] = []
-
-    def skip_rest(steps: list[str], why: str, key: str) -> None:
-        out.extend(make(ids[s], titles[s], SKIP, reason=why, evidence=[key]) for s in steps)
-
-    steps = [("dns", "DNS resolution failed"), ("tcp", "TCP connect failed"), ("handshake", "TLS handshake failed")]
-    fixes = {
-        "dns": f"create A/AAAA records for {domain} pointing at the load balancer's IP "
-               f"(`gcloud compute forwarding-rules list --global --project {params.project}`)",
-        "tcp": f"check the HTTPS forwarding rule on port 443 and the target proxy {params.load_balancer.https_proxy} "
-               f"(`gcloud compute forwarding-rules list --global --project {params.project}`)",
-        "handshake": f"check that the proxy {params.load_balancer.https_proxy} has a certificate and answers TLS "
-                     "(see cert.attached)",
-    }
-    for i, (step, failed_text) in enumerate(steps):
-        kind = "tls" if step == "handshake" else step
+    for i, (step, kind, failure, expected) in enumerate(NETWORK_STEPS):
         key = f"{kind}.{domain}"
-        samples = _samples(ev, kind, domain)
+        samples = ev.probes.get(key) or []
+        bad = first_failed(samples)
         if not samples:
             out.append(make(ids[step], titles[step], ERROR, evidence=[key],
                             reason=f"no {kind} probe recorded for {domain} (the collector did not run it)"))
-            skip_rest([s for s, _ in steps[i + 1:]] + ["chain", "hostname", "expiry"],
-                      f"no {kind} probe result for {domain}", key)
-            return out
-        bad = first_failed(samples)
-        handshake_done = step == "handshake" and (bad is None or bad.reason in REFUSED_CERT)
-        if bad is None or handshake_done:
+            blocked = f"no {kind} probe result for {domain}"
+        elif bad is None or (step == "handshake" and bad.reason in REFUSED_CERT):
             out.append(make(ids[step], titles[step], PASS, observed=_observed(step, samples[-1]), evidence=[key]))
             continue
-        out.append(make(ids[step], titles[step], FAIL, observed=_summary(bad), evidence=[key],
-                        expected={"dns": "resolves", "tcp": "connects", "handshake": "completes"}[step],
-                        reason=f"{failed_text}: {_summary(bad)}" + (f" ({len([s for s in samples if not s.ok])}/"
-                                                                   f"{len(samples)} samples)" if len(samples) > 1 else ""),
-                        remediation=fixes[step]))
-        why = f"{failed_text}: {bad.reason.value if bad.reason else 'error'}"
-        skip_rest([s for s, _ in steps[i + 1:]] + ["chain", "hostname", "expiry"], why, key)
-        return out
-    tls = _samples(ev, "tls", domain) or []
+        else:
+            count = f" ({sum(not s.ok for s in samples)}/{len(samples)} samples)" if len(samples) > 1 else ""
+            out.append(make(ids[step], titles[step], FAIL, observed=_summary(bad), expected=expected, evidence=[key],
+                            reason=f"{failure}: {_summary(bad)}{count}", remediation=fixes[step]))
+            blocked = f"{failure}: {bad.reason.value if bad.reason else 'error'}"
+        return out + [make(ids[s], titles[s], SKIP, reason=blocked, evidence=[key]) for s in STEPS[i + 1:]]
+    tls = ev.probes[f"tls.{domain}"]
     sample = first_failed(tls) or tls[-1]
     cert = sample.info.get("cert")
-    key = f"tls.{domain}"
     if not cert:
         why = f"the served certificate could not be read: {sample.info.get('cert_error', 'no details recorded')}"
-        skip_rest(["chain", "hostname", "expiry"], why, key)
-        return out
-    out += [chain(ids["chain"], titles["chain"], domain, sample, cert, params),
-            hostname(ids["hostname"], titles["hostname"], domain, cert, params),
-            expiry(ids["expiry"], titles["expiry"], domain, ev, cert, params)]
-    return out
+        return out + [make(ids[s], titles[s], SKIP, reason=why, evidence=[f"tls.{domain}"]) for s in STEPS[3:]]
+    return out + [chain(ids["chain"], titles["chain"], domain, sample, cert, params),
+                  hostname(ids["hostname"], titles["hostname"], domain, cert, params),
+                  expiry(ids["expiry"], titles["expiry"], domain, ev, cert, params)]
 
 
 def _observed(step: str, sample: ProbeResult) -> str:
@@ -149,13 +146,13 @@ def expiry(cid: str, title: str, domain: str, ev: Evidence, cert: dict, params: 
         return make(cid, title, ERROR, expected=expected, evidence=evidence,
                     reason=f"the certificate's expiry date could not be read ({cert.get('not_after')!r})")
     left = days_between(not_after, ev.now)
-    observed = f"expires {not_after:%Y-%m-%d %H:%M} UTC ({left:.0f} days left)"
+    observed = f"expires {not_after:%Y-%m-%d %H:%M} UTC ({fmt_days(left)} left)"
     fix = ("a Google-managed certificate renews itself; " + _use_managed(params))
     if not_before is not None and not_before > ev.now:
         return make(cid, title, FAIL, observed=f"not valid before {not_before:%Y-%m-%d %H:%M} UTC", expected=expected,
                     evidence=evidence, reason="the certificate is not valid yet", remediation=fix)
     if left < 0:
-        return make(cid, title, FAIL, observed=f"expired {not_after:%Y-%m-%d %H:%M} UTC ({-left:.0f} days ago)",
+        return make(cid, title, FAIL, observed=f"expired {not_after:%Y-%m-%d %H:%M} UTC ({fmt_days(-left)} ago)",
                     expected=expected, evidence=evidence, reason="the certificate has expired", remediation=fix)
     if left < d.expiry_fail_days:
         return make(cid, title, FAIL, observed=observed, expected=expected, evidence=evidence,

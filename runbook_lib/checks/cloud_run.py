@@ -105,7 +105,9 @@ def domains(cid: str, title: str, svc: Service, params: Params) -> CheckResult:
         return make(cid, title, PASS, observed=f"{len(svc.env_values)} environment values checked",
                     expected=expected, evidence=[KEY], severity=Severity.medium)
     names = sorted(hits)
-    return make(cid, title, FAIL, observed=f"{', '.join(names)} reference {', '.join(sorted({p for v in hits.values() for p in v}))}",
+    verb = "references" if len(names) == 1 else "reference"
+    matched = ", ".join(sorted({p for v in hits.values() for p in v}))
+    return make(cid, title, FAIL, observed=f"{', '.join(names)} {verb} {matched}",
                 expected=expected, evidence=[KEY], severity=Severity.medium,
                 reason="the service still points at deprecated names, whose certificates and DNS are going away",
                 remediation=f"`gcloud run services update {svc.name} --region {params.region} --project {params.project} "

@@ -9,7 +9,7 @@ from ..gcp import secretmanager
 from ..gcp.secretmanager import Secret, latest, versions_of
 from ..params import Params
 from ..results import CheckResult, Severity, Status
-from ._util import FAIL, PASS, WARN, Maker, days_between, safe_id, unavailable, usable
+from ._util import FAIL, PASS, WARN, Maker, days_between, fmt_days, safe_id, unavailable, usable
 
 make = Maker("secrets", Severity.high)
 LIST = secretmanager.SECRETS
@@ -85,14 +85,14 @@ def _expiry(cid: str, title: str, name: str, meta: Secret, observed: str, expect
     if expires is None:
         return make(cid, title, PASS, observed=observed, expected=expected, evidence=evidence)
     left = days_between(expires, ev.now)
-    observed += f"; secret expires {expires:%Y-%m-%d} ({left:.0f} days)"
+    observed += f"; secret expires {expires:%Y-%m-%d %H:%M} UTC (in {fmt_days(left)})"
     fix = f"`gcloud secrets update {name} --remove-expiration --project {params.project}` (or set a later --expire-time)"
     if left <= 0:
         return make(cid, title, FAIL, observed=observed, expected=expected, evidence=evidence,
                     reason=f"{name} has expired and is being deleted", remediation=_create(params, name))
     if left < params.secrets.expiry_warn_days:
         return make(cid, title, WARN, observed=observed, expected=expected, evidence=evidence,
-                    reason=f"{name} is deleted automatically in {left:.0f} days", remediation=fix)
+                    reason=f"{name} is deleted automatically in {fmt_days(left)}", remediation=fix)
     return make(cid, title, PASS, observed=observed, expected=expected, evidence=evidence)
 
 

@@ -157,6 +157,10 @@ class ApiClient:
         self._random = random.Random()
         self._sleep = asyncio.sleep  # seam: tests record the backoff instead of waiting
 
+    def request_log(self) -> list[dict]:
+        """The HTTP exchanges so far, as rows for the report (method, url, status, elapsed)."""
+        return [vars(entry).copy() for entry in self.log]
+
     # -- lifecycle ------------------------------------------------------------------------------
     async def aclose(self) -> None:
         await self._http.aclose()

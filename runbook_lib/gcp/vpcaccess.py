@@ -79,8 +79,6 @@ def _int(value) -> int | None:
 
 # -- remediation (pure) ----------------------------------------------------------------------------
 
-def _gcloud_where(params: Params) -> str:
-    return f"--region {params.region} --project {params.project}"
 
 
 def update_instances(params: Params) -> ApiCall:
@@ -89,8 +87,8 @@ def update_instances(params: Params) -> ApiCall:
         method="PATCH", api="vpcaccess", path=connector_path(params),
         query={"updateMask": "minInstances,maxInstances"},
         body={"minInstances": c.min_instances, "maxInstances": c.max_instances},
-        gcloud=(f"gcloud compute networks vpc-access connectors update {c.name} {_gcloud_where(params)} "
-                f"--min-instances {c.min_instances} --max-instances {c.max_instances}"),
+        gcloud=(f"gcloud compute networks vpc-access connectors update {c.name} --region {params.region} "
+                f"--min-instances {c.min_instances} --max-instances {c.max_instances} --project {params.project}"),
         description=f"set connector {c.name} to min {c.min_instances} / max {c.max_instances} instances",
     )
 
@@ -108,8 +106,9 @@ def create_connector(params: Params) -> ApiCall:
         method="POST", api="vpcaccess",
         path=f"/v1/projects/{params.project}/locations/{params.region}/connectors",
         query={"connectorId": c.name}, body=body,
-        gcloud=(f"gcloud compute networks vpc-access connectors create {c.name} {_gcloud_where(params)} {where} "
-                f"--min-instances {c.min_instances} --max-instances {c.max_instances} --machine-type {c.machine_type}"),
+        gcloud=(f"gcloud compute networks vpc-access connectors create {c.name} --region {params.region} {where} "
+                f"--min-instances {c.min_instances} --max-instances {c.max_instances} --machine-type {c.machine_type} "
+                f"--project {params.project}"),
         description=(f"create connector {c.name} on {c.subnet or c.network} "
                      f"({c.machine_type}, min {c.min_instances}, max {c.max_instances})"),
     )
@@ -119,6 +118,7 @@ def delete_connector(params: Params) -> ApiCall:
     c = params.connector
     return ApiCall(
         method="DELETE", api="vpcaccess", path=connector_path(params),
-        gcloud=f"gcloud compute networks vpc-access connectors delete {c.name} {_gcloud_where(params)} --quiet",
+        gcloud=(f"gcloud compute networks vpc-access connectors delete {c.name} --region {params.region} "
+                f"--project {params.project} --quiet"),
         description=f"delete connector {c.name} (it cannot be repaired in place; it is recreated next)",
     )

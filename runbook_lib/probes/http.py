@@ -10,6 +10,7 @@ import json
 import ssl
 from typing import Any, Iterable
 
+import anyio
 import httpcore
 import httpx
 
@@ -32,12 +33,15 @@ SAFE_HEADERS = (
 class RoutingBackend(httpcore.AsyncNetworkBackend):
     """httpcore's network backend with ``connect_to`` overrides and a separately timed resolve.
 
-    With an ``Attempt`` it also records the resolve and connect phases and the addresses used.
+    With an ``Attempt`` it also records the resolve and connect phases and the addresses used,
+    and keeps the streams it opened so the probe can close them even after a cancellation
+    (httpcore loses a stream cancelled mid-handshake).
     """
 
     def __init__(self, net: NetContext, run: Attempt | None = None):
         self._net, self._run = net, run
         self._inner = httpcore.AnyIOBackend()
+        self._opened: list[httpcore.AsyncNetworkStream] = []
 
     async def connect_tcp(
         self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
@@ -59,6 +63,7 @@ class RoutingBackend(httpcore.AsyncNetworkBackend):
             if self._run:
                 self._run.end("connect")
                 self._run.info["peer"] = f"{addr}:{addr_port}"
+                self._opened.append(stream)
             return stream
         assert last is not None
         raise last
@@ -72,8 +77,6 @@ class RoutingBackend(httpcore.AsyncNetworkBackend):
                 self._run.phases["resolve"] = 0.0
                 self._run.info.update(addresses=[routed[0]], override=True, connect_to=f"{routed[0]}:{routed[1]}")
             return [routed]
-        import anyio
-
         try:
             with anyio.fail_after(timeout):
                 addrs = await resolve_addresses(host, port)
@@ -85,6 +88,13 @@ class RoutingBackend(httpcore.AsyncNetworkBackend):
             self._run.end("resolve")
             self._run.info.update(addresses=[a for a, _ in addrs], override=False)
         return addrs
+
+    async def aclose_opened(self) -> None:
+        """Close every TCP stream this backend opened (a no-op for those already closed)."""
+        streams, self._opened = self._opened, []
+        with anyio.move_on_after(1):
+            for stream in streams:
+                await stream.aclose()
 
     async def connect_unix_socket(self, path: str, timeout: float | None = None,
                                   socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
@@ -212,5 +222,8 @@ async def probe(
             wanted = " or ".join(str(s) for s in expected)
             raise ProbeFailure(Reason.http_status, f"HTTP {status} (expected {wanted})")
 
-    result = await run.run(steps(), deadline_s)
+    try:
+        result = await run.run(steps(), deadline_s)
+    finally:
+        await backend.aclose_opened()
     return await with_served_certificate(result, run, httpx.URL(target).host, net, deadline_s)

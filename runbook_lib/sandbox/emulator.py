@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import re
 import time
 from collections import deque
@@ -33,6 +34,8 @@ from typing import Any, Callable
 from aiohttp import web
 
 from .state import ApiFault, SandboxState
+
+log = logging.getLogger(__name__)
 
 APIS = ("vpcaccess", "sqladmin", "compute", "secretmanager", "run")
 API_HOSTS = {
@@ -183,6 +186,9 @@ class Emulator:
                 result = route.handler(Request(m.groups(), dict(request.query), body))
             except ApiFault as fault:
                 return error_response(api, fault.code, fault.status, fault.message, fault.reason)
+            except Exception:  # noqa: BLE001 - a sandbox bug: answer like Google's 500, keep the trace
+                log.exception("emulator: %s %s failed", request.method, request.path)
+                return error_response(api, 500, "INTERNAL", "Internal error encountered.", "backendError")
             return web.json_response(result, dumps=_dumps)
         return error_response(api, 404, "NOT_FOUND",
                               f"The requested URL {request.path} was not found on this server.", "notFound")
@@ -193,6 +199,7 @@ class Emulator:
         for fault in self.faults:
             if fault.matches(method, path):
                 fault.count -= 1
+                self.faults = [f for f in self.faults if f.count > 0]
                 return fault
         return None
 
@@ -208,7 +215,8 @@ class Emulator:
             raise web.HTTPServiceUnavailable()
         if kind == "malformed":
             entry["status"] = 200
-            return web.Response(status=200, text='{"kind": "compute#operation", "items": [', content_type="application/json")
+            return web.Response(status=200, text='{"kind": "compute#operation", "items": [',
+                                content_type="application/json")
         if kind == "truncated":
             entry["status"] = 200
             return await _truncated(request)
@@ -421,17 +429,38 @@ def error_response(api: str, code: int, status: str, message: str, reason: str =
     return web.json_response({"error": error}, status=code)
 
 
+COLLECTIONS = ("connectors", "instances", "healthChecks", "backendServices", "sslCertificates",
+               "targetHttpsProxies", "operations", "secrets", "versions", "services")
+PERMISSION_PREFIX = {"sqladmin": "cloudsql"}
+
+
 def _permission_message(api: str, method: str, path: str) -> str:
-    parts = [p for p in path.split("/") if p and not p.startswith(("v1", "v2", "compute"))]
-    collection = next((p for p in reversed(parts[2::2]) if p.isalpha()), "resources")
-    collection = {"locations": "connectors"}.get(collection, collection)
-    verb = {"GET": "get", "POST": "create", "PATCH": "update", "DELETE": "delete"}.get(method, "get")
+    """The IAM permission the call needs, named the way Google's 403 messages name it."""
+    parts = [p for p in path.split("/") if p]
     if api == "compute":
-        resource = "/".join(parts)
-        return f"Required 'compute.{collection}.{verb}' permission for '{resource}'"
-    resource = "/".join(parts[:2])
-    return (f"Permission '{api}.{collection}.{verb}' denied on resource '{resource}' "
-            "(or it may not exist).")
+        parts = parts[2:]  # drop "compute/v1"
+    else:
+        parts = parts[1:]  # drop the version
+    indexes = [i for i, p in enumerate(parts) if p.split(":")[0] in COLLECTIONS]
+    i = indexes[-1] if indexes else len(parts) - 1
+    collection = parts[i].split(":")[0]
+    tail = path.rsplit("/", 1)[-1]
+    if ":" in tail:
+        verb = {"addVersion": "add", "access": "access"}.get(tail.split(":", 1)[1], tail.split(":", 1)[1])
+        collection = "versions"
+    elif tail in ("restart", "setSslCertificates"):
+        verb = tail
+    elif tail == "getHealth":
+        verb = "get"
+    elif method == "GET":
+        verb = "list" if i == len(parts) - 1 else "get"
+    else:
+        verb = {"POST": "create", "PATCH": "update", "DELETE": "delete"}.get(method, "get")
+    permission = f"{PERMISSION_PREFIX.get(api, api)}.{collection}.{verb}"
+    if api == "compute":
+        resource = parts[:-1] if tail in ("setSslCertificates", "getHealth") else parts
+        return f"Required '{permission}' permission for '{'/'.join(resource)}'"
+    return f"Permission '{permission}' denied on resource '{'/'.join(parts[:2])}' (or it may not exist)."
 
 
 async def _truncated(request: web.Request) -> web.StreamResponse:

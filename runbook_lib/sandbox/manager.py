@@ -23,12 +23,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping, Sequence
 
 import httpx
 
 from ..errors import EnvironmentError_
 from ..params import Params, dump_params, load_params
+from .scenario import load_scenario
 from .server import STATE_FILE, write_private
 
 PID_FILE = "serve.pid"
@@ -48,6 +49,10 @@ class RunningSandbox:
     def params_file(self) -> Path:
         return self.workdir / PARAMS_FILE
 
+    @property
+    def endpoints(self) -> dict[str, str]:
+        return dict(self.info["endpoints"])
+
     def control_url(self, api: str = "compute") -> str:
         """Base URL for the emulator's test hooks (``/_sandbox/state`` and friends)."""
         return self.info["endpoints"][api]
@@ -61,6 +66,9 @@ def up(params_file: str | Path, scenario: str | None = None, workdir: str | Path
     scenario = scenario or base.target.scenario
     if not scenario:
         raise EnvironmentError_(f"{params_file}: target.scenario: no scenario given; pass one (e.g. issue-1278)")
+    load_scenario(scenario)  # a bad scenario is one line here, not a dead child process
+    if "/" in scenario or scenario.endswith((".yaml", ".yml")):
+        scenario = str(Path(scenario).resolve())  # the serve process runs in the workdir
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     current = status(workdir)
@@ -133,14 +141,22 @@ def down(workdir: str | Path = ".sandbox", *, grace_s: float = 15.0) -> None:
 
 @contextlib.contextmanager
 def running(params: Params | str | Path, scenario: str | None = None, workdir: str | Path | None = None,
-            *, time_scale: float | None = None) -> Iterator[RunningSandbox]:
-    """A sandbox for the duration of the block (``runbook run`` and the ``sandbox`` test fixture)."""
+            *, overrides: Sequence[str] | Mapping[str, Any] = (), time_scale: float | None = None,
+            ) -> Iterator[RunningSandbox]:
+    """A sandbox for the duration of the block (``runbook run`` and the ``sandbox`` test fixture).
+
+    ``params`` is a parameters file or a ``Params``; ``overrides`` (``-p`` style) are applied to
+    it first, so the sandbox and the effective parameters both see them.
+    """
     own_dir = workdir is None
     folder = Path(tempfile.mkdtemp(prefix="runbook-sandbox-")) if own_dir else Path(workdir)  # type: ignore[arg-type]
     folder.mkdir(parents=True, exist_ok=True)
-    if isinstance(params, Params):
-        source = write_private(folder / "params.source.yaml", dump_params(params))
-        scenario = scenario or params.target.scenario
+    if isinstance(params, Params) or overrides:
+        loaded = params if isinstance(params, Params) else load_params(params, overrides)
+        if isinstance(params, Params) and overrides:
+            loaded = load_params(write_private(folder / "params.source.yaml", dump_params(params)), overrides)
+        source = write_private(folder / "params.source.yaml", dump_params(loaded))
+        scenario = scenario or loaded.target.scenario
     else:
         source = Path(params)
     try:

@@ -9,6 +9,10 @@ every ``interval_s`` (0.5 s) and records:
 | ``cloudsql.googleapis.com/database/postgresql/num_backends`` | GAUGE INT64 | ``pg_stat_activity`` of the real server |
 | ``loadbalancing.googleapis.com/https/total_latencies`` | DELTA DISTRIBUTION ms | the services' request log |
 | ``run.googleapis.com/request_latencies`` | DELTA DISTRIBUTION ms | the services' request log |
+| ``workload.googleapis.com/db.client.connections.create_time`` | DELTA DISTRIBUTION ms | the services' own database connects (through the connector) |
+
+The last one is what an application instrumented with OpenTelemetry (semantic convention
+``db.client.connections.create_time``) publishes from Cloud Run; no Google service measures it.
 
 A stopped database reports no ``num_backends`` points (as Cloud SQL does), not zeros.
 """
@@ -29,6 +33,7 @@ CONNECTOR_INSTANCES = "vpcaccess.googleapis.com/connector/instances"
 SQL_BACKENDS = "cloudsql.googleapis.com/database/postgresql/num_backends"
 LB_LATENCIES = "loadbalancing.googleapis.com/https/total_latencies"
 RUN_LATENCIES = "run.googleapis.com/request_latencies"
+DB_CONNECT = "workload.googleapis.com/db.client.connections.create_time"
 
 Kind = Literal["GAUGE", "DELTA"]
 ValueType = Literal["INT64", "DOUBLE", "DISTRIBUTION"]
@@ -112,6 +117,8 @@ class MetricsSampler:
         connector_instances: Callable[[], int],
         num_backends: Callable[[], Awaitable[int]] | None = None,
         request_log: Callable[[], list[dict[str, Any]]] | None = None,
+        db_connects: Callable[[], list[dict[str, Any]]] | None = None,
+        database: str = "",
         interval_s: float = 0.5,
         clock: Callable[[], float] = time.time,
     ):
@@ -119,10 +126,12 @@ class MetricsSampler:
         self._instances = connector_instances
         self._backends = num_backends
         self._request_log = request_log
+        self._db_connects = db_connects
+        self._database = database
         self.interval_s = interval_s
         self._clock = clock
         self._last = clock()
-        self._log_index = 0
+        self._seen: dict[str, float] = {}  # per log: time of the newest entry already sampled
         self._task: asyncio.Task[None] | None = None
         self._backend_error: str | None = None
 
@@ -138,7 +147,10 @@ class MetricsSampler:
 
     async def _run(self) -> None:
         while True:
-            await self.sample_once()
+            try:
+                await self.sample_once()
+            except Exception:  # noqa: BLE001 - keep sampling; a gap in the series is logged, not silent
+                log.exception("metrics sample failed")
             await asyncio.sleep(self.interval_s)
 
     async def sample_once(self) -> None:
@@ -153,6 +165,8 @@ class MetricsSampler:
             await self._sample_backends(now)
         if self._request_log is not None:
             self._sample_requests(start, now)
+        if self._db_connects is not None:
+            self._sample_connects(start, now)
 
     async def _sample_backends(self, now: float) -> None:
         n = self.names
@@ -170,9 +184,19 @@ class MetricsSampler:
             {"project_id": n.project, "database_id": f"{n.project}:{n.sql_instance}", "region": n.region},
             {}, kind="GAUGE", value_type="INT64", unit="1", start=now, end=now, value=count)
 
+    def _new_entries(self, log_name: str, entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Entries newer than the last sample (logs are appended in time order, and may be trimmed)."""
+        last = self._seen.get(log_name, float("-inf"))
+        i = len(entries)
+        while i > 0 and float(entries[i - 1]["t"]) > last:
+            i -= 1
+        new = list(entries[i:])
+        if new:
+            self._seen[log_name] = float(new[-1]["t"])
+        return new
+
     def _sample_requests(self, start: float, now: float) -> None:
-        entries = self._request_log()  # type: ignore[misc]
-        new, self._log_index = entries[self._log_index:], len(entries)
+        new = self._new_entries("requests", self._request_log())  # type: ignore[misc]
         lb: dict[tuple[str, str], list[float]] = {}
         run: dict[tuple[str, str], list[float]] = {}
         for e in new:
@@ -198,6 +222,22 @@ class MetricsSampler:
                 {"project_id": n.project, "location": n.region, "service_name": service,
                  "revision_name": f"{service}-00042-abc", "configuration_name": service},
                 {"response_code_class": f"{klass[0]}xx", "route": ""},
+                kind="DELTA", value_type="DISTRIBUTION", unit="ms", start=start, end=now, value=samples)
+
+    def _sample_connects(self, start: float, now: float) -> None:
+        """Database connect times as the services saw them (``outcome``: ok, error, timeout)."""
+        new = self._new_entries("connects", self._db_connects())  # type: ignore[misc]
+        by_outcome: dict[str, list[float]] = {}
+        for e in new:
+            by_outcome.setdefault(str(e["outcome"]), []).append(float(e["latency_s"]) * 1000.0)
+        n = self.names
+        service = n.run_services[0]
+        for outcome, samples in by_outcome.items():
+            self.store.record(
+                DB_CONNECT, "cloud_run_revision",
+                {"project_id": n.project, "location": n.region, "service_name": service,
+                 "revision_name": f"{service}-00042-abc", "configuration_name": service},
+                {"pool_name": self._database, "outcome": outcome},
                 kind="DELTA", value_type="DISTRIBUTION", unit="ms", start=start, end=now, value=samples)
 
     def _route(self, domain: str, path: str) -> tuple[str, str]:

@@ -89,7 +89,10 @@ def parse_filter(text: str) -> list[Term]:
     """The conjunction of terms in a Monitoring filter; ``MonitoringFault`` if it is not one."""
     terms = []
     for part in re.split(r"\s+AND\s+", text.strip()):
-        m = _TERM.match(part.strip().strip("()"))
+        part = part.strip()
+        m = _TERM.match(part)
+        if m is None and part.startswith("(") and part.endswith(")"):
+            m = _TERM.match(part[1:-1])
         if m is None:
             raise MonitoringFault(grpc.StatusCode.INVALID_ARGUMENT,
                                   f'Field filter had an invalid value of "{text}": could not parse "{part.strip()}"')
@@ -383,7 +386,8 @@ class MonitoringServer:
             token = base64.urlsafe_b64encode(f"offset:{offset + size}".encode()).decode()
         return mt.ListTimeSeriesResponse(time_series=chunk, next_page_token=token)
 
-    async def _handle(self, request: mt.ListTimeSeriesRequest, context: grpc.aio.ServicerContext) -> mt.ListTimeSeriesResponse:
+    async def _handle(self, request: mt.ListTimeSeriesRequest,
+                      context: grpc.aio.ServicerContext) -> mt.ListTimeSeriesResponse:
         self.calls += 1
         if self._blackout():
             remaining = context.time_remaining()

@@ -180,6 +180,11 @@ def available() -> list[str]:
     return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
 
 
+def describe_scenarios() -> list[tuple[str, str]]:
+    """``(name, description)`` of every shipped scenario, for ``runbook sandbox scenarios``."""
+    return [(name, load_scenario(name).description) for name in available()]
+
+
 def load_scenario(name_or_path: str | Path) -> Scenario:
     """A shipped scenario by name, or a scenario file by path; ``ScenarioError`` with one line."""
     text_name = str(name_or_path)

@@ -18,7 +18,6 @@ value is ever in ``state.json``, a log line or the overrides: only file paths.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import logging
@@ -27,6 +26,7 @@ import os
 import re
 import secrets
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,7 @@ class Sandbox:
         self.metrics = MetricStore()
         self.info: dict[str, Any] = {}
         self._stats_conn: psycopg.AsyncConnection[Any] | None = None
+        self.db_connects: list[dict[str, Any]] = []  # the services' connects: t, latency_s, outcome
         self._app_password = ""
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -131,6 +132,7 @@ class Sandbox:
                   run_services=p.cloud_run.services, frontend_domain=p.domains.frontend),
             connector_instances=self.state.connector_instances, num_backends=self._num_backends,
             request_log=lambda: self.services.request_log if self.services else [],
+            db_connects=lambda: self.db_connects, database=p.cloudsql.database,
         )
         self.sampler.start()
 
@@ -257,12 +259,22 @@ class Sandbox:
         return 2 * self.time_scale * self.params.thresholds.db_connect_s
 
     async def _connect_app(self) -> psycopg.AsyncConnection[Any]:
-        """How the services reach the database: through the connector's data path."""
+        """How the services reach the database: through the connector's data path (timed)."""
         assert self.proxy is not None
-        return await psycopg.AsyncConnection.connect(
-            host="127.0.0.1", port=self.proxy.port, user=APP_ROLE, password=self._app_password,
-            dbname=self.params.cloudsql.database, sslmode="require",
-            connect_timeout=max(2, math.ceil(self._db_deadline_s())))  # libpq's floor is 2 s
+        started, outcome = time.monotonic(), "error"
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                host="127.0.0.1", port=self.proxy.port, user=APP_ROLE, password=self._app_password,
+                dbname=self.params.cloudsql.database, sslmode="require",
+                connect_timeout=max(2, math.ceil(self._db_deadline_s())))  # libpq's floor is 2 s
+            outcome = "ok"
+            return conn
+        except asyncio.CancelledError:
+            outcome = "timeout"  # the caller's deadline passed first
+            raise
+        finally:
+            self.db_connects.append({"t": time.time(), "latency_s": time.monotonic() - started, "outcome": outcome})
+            del self.db_connects[:-10000]
 
     async def _num_backends(self) -> int:
         """Client connections to the database now, as Cloud SQL's num_backends counts them."""

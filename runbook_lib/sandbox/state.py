@@ -64,11 +64,21 @@ def _fingerprint() -> str:
     return base64.b64encode(os.urandom(8)).decode()
 
 
-def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    """JSON merge as the PATCH methods do it: objects merge, lists and scalars replace."""
+def _merge(base: dict[str, Any], patch: dict[str, Any], where: str = "resource") -> dict[str, Any]:
+    """JSON merge as the PATCH methods do it: objects merge, lists and scalars replace.
+
+    A value whose JSON type contradicts the resource (an object where a string was) is refused,
+    as the real APIs refuse it, before anything changes.
+    """
     for key, value in patch.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
+        current = base.get(key)
+        if current is not None and value is not None:
+            for kind, expected in ((dict, "an object"), (list, "a list")):
+                if isinstance(current, kind) != isinstance(value, kind):
+                    wanted = expected if isinstance(current, kind) else "a scalar"
+                    raise bad_request(f"Invalid value for field '{where}.{key}': expected {wanted}.")
+        if isinstance(value, dict) and isinstance(current, dict):
+            _merge(current, value, f"{where}.{key}")
         else:
             base[key] = copy.deepcopy(value)
     return base
@@ -532,6 +542,9 @@ class SandboxState:
 
     @staticmethod
     def _validate_scaling(c: dict[str, Any]) -> None:
+        if c.get("machineType") not in ("f1-micro", "e2-micro", "e2-standard-4"):
+            raise bad_request("machine_type must be one of f1-micro, e2-micro, e2-standard-4, "
+                              f"got {c.get('machineType')!r}")
         mn, mx = c.get("minInstances"), c.get("maxInstances")
         if not isinstance(mn, int) or not 2 <= mn <= 9:
             raise bad_request(f"min_instances must be between 2 and 9, got {mn!r}")
@@ -616,28 +629,40 @@ class SandboxState:
             settings = body.get("settings") or {}
             if not isinstance(settings, dict):
                 raise bad_request("Invalid value for settings: expected an object")
-            policy = settings.get("activationPolicy")
-            if policy is not None and policy not in ("ALWAYS", "NEVER", "ON_DEMAND"):
-                raise bad_request(f"Invalid value for activationPolicy: {policy!r}; expected ALWAYS or NEVER")
-            flags = settings.get("databaseFlags")
-            if flags is not None and not (isinstance(flags, list) and all(
-                    isinstance(f, dict) and isinstance(f.get("name"), str) and isinstance(f.get("value"), str)
-                    for f in flags)):
-                raise bad_request("Invalid value for databaseFlags: expected [{name, value}] with string values")
+            merged = _merge(copy.deepcopy(current["settings"]), settings, "settings")
+            self._validate_settings(merged)
             live = self._instances[instance]
-            _merge(live["settings"], settings)
-            live["settings"]["settingsVersion"] = str(int(live["settings"]["settingsVersion"]) + 1)
-            ip = live["settings"]["ipConfiguration"]
+            live["settings"] = merged
+            merged["settingsVersion"] = str(int(current["settings"]["settingsVersion"]) + 1)
+            ip = merged["ipConfiguration"]
             if "requireSsl" in settings.get("ipConfiguration", {}) and "sslMode" not in settings["ipConfiguration"]:
                 ip["sslMode"] = "ENCRYPTED_ONLY" if ip["requireSsl"] else "ALLOW_UNENCRYPTED_AND_ENCRYPTED"
             if ip.get("privateNetwork") and not live["ipAddresses"]:
                 live["ipAddresses"] = [{"type": "PRIVATE", "ipAddress": SQL_PRIVATE_IP}]
-            if live["settings"]["activationPolicy"] == "NEVER":
+            if merged["activationPolicy"] == "NEVER":
                 live["state"] = "STOPPED"
             elif current["state"] == "STOPPED":
                 live["state"] = "RUNNABLE"
             live["etag"] = hashlib.sha256(os.urandom(16)).hexdigest()
             return self._sql_operation("UPDATE", instance)
+
+    @staticmethod
+    def _validate_settings(settings: dict[str, Any]) -> None:
+        policy = settings.get("activationPolicy")
+        if policy not in ("ALWAYS", "NEVER", "ON_DEMAND"):
+            raise bad_request(f"Invalid value for activationPolicy: {policy!r}; expected ALWAYS or NEVER")
+        flags = settings.get("databaseFlags", [])
+        if not all(isinstance(f, dict) and isinstance(f.get("name"), str) and isinstance(f.get("value"), str)
+                   for f in flags):
+            raise bad_request("Invalid value for databaseFlags: expected [{name, value}] with string values")
+        ip = settings.get("ipConfiguration", {})
+        if not isinstance(ip.get("requireSsl", False), bool):
+            raise bad_request("Invalid value for ipConfiguration.requireSsl: expected true or false")
+        network = ip.get("privateNetwork")
+        network_link = r"^projects/[^/]+/global/networks/[^/]+$"
+        if network is not None and not (isinstance(network, str) and re.match(network_link, network)):
+            raise bad_request(f"Invalid value for ipConfiguration.privateNetwork: {network!r}; expected "
+                              "projects/PROJECT/global/networks/NETWORK")
 
     def restart_instance(self, project: str, instance: str) -> dict[str, Any]:
         with self._lock:
@@ -708,6 +733,8 @@ class SandboxState:
             readonly = {"kind", "id", "creationTimestamp", "selfLink", "name", "fingerprint"}
             changes = {k: v for k, v in body.items() if k not in readonly}
             merged = _merge(copy.deepcopy(current), changes)
+            if collection == "backendServices" and not all(isinstance(x, str) for x in merged.get("healthChecks", [])):
+                raise bad_request("Invalid value for field 'resource.healthChecks': expected health check URLs.")
             (self._validate_health_check if collection == "healthChecks" else self._validate_backend)(merged)
             if "fingerprint" in current:
                 merged["fingerprint"] = _fingerprint()
@@ -888,6 +915,10 @@ class SandboxState:
         replication = body.get("replication")
         if not isinstance(replication, dict) or not ({"automatic", "userManaged"} & set(replication)):
             raise bad_request("Secret.replication must be set (automatic or userManaged).")
+        labels = body.get("labels")
+        if labels is not None and not (isinstance(labels, dict) and all(
+                isinstance(k, str) and isinstance(v, str) for k, v in labels.items())):
+            raise bad_request("Invalid value for Secret.labels: expected a map of strings.")
         with self._lock:
             self._check_project(project, numbers=True)
             if sid in self._secrets:

@@ -56,10 +56,12 @@ def test_tcp_timeout_when_nobody_answers_the_syn(syn_blackhole: int) -> None:
     assert result.phases["connect"] == 0.0
 
 
-def test_tcp_succeeds_even_if_the_server_then_resets(resetter: int) -> None:
-    # TCP only proves the handshake; what the peer does next is the upper probers' business.
-    result = asyncio.run(tcp.probe(f"127.0.0.1:{resetter}", NetContext(), 2))
-    assert result.ok, result.detail
+def test_tcp_against_a_resetting_server(resetter: int) -> None:
+    # TCP only proves the handshake. On loopback the RST can beat our "connected" check, and
+    # then it is reported as such; it is never mistaken for a refusal or a timeout.
+    for _ in range(5):
+        result = asyncio.run(tcp.probe(f"127.0.0.1:{resetter}", NetContext(), 2))
+        assert result.ok or (result.reason is Reason.reset and "reset" in result.detail), result
 
 
 def test_tcp_via_override_keeps_the_name_as_target(lb) -> None:

@@ -52,7 +52,7 @@ def test_issue_1278_has_all_five_faults() -> None:
     ("cloud_run:\n  env: {A: 'https://{old}'}\n",
      "cloud_run.env: expected placeholders {frontend}, {api} or {legacy} in A, got {old}"),
     ("- just\n- a list\n", "(top level): expected a mapping of sections, got list"),
-    ("connector: [\n", "line 2: expected valid YAML (expected the node content in flow context)"),
+    ("connector: [\n", "line 2: expected valid YAML (expected the node content, but found '<stream end>')"),
 ])
 def test_invalid_scenario_is_one_clear_line(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "bad.yaml"

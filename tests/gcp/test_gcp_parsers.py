@@ -1,0 +1,129 @@
+"""The typed views read EVERY recorded real API response, and the hand-written fixtures."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from gcp_testkit import FIXTURES, SAMPLES, fixture, sample
+from runbook_lib.gcp import compute, run, secretmanager
+from runbook_lib.gcp.compute import BackendHealth, BackendService, HealthCheck, SslCertificate, TargetHttpsProxy
+from runbook_lib.gcp.sqladmin import Instance, postgres_default_max_connections
+from runbook_lib.gcp.timefmt import parse_time
+from runbook_lib.gcp.vpcaccess import Connector
+
+
+def check_cloudrun(body):
+    services = run.services_of(body)
+    svc = services["cloudrun1"]
+    assert svc.ready and svc.latest_ready_revision == svc.latest_created_revision == "cloudrun1-fzzds"
+    assert svc.vpc_connector == "" and svc.vpc_egress == "" and svc.env_values == {}
+    assert svc.uri.startswith("https://")
+
+
+def check_cloudsql(body):
+    first, second = [Instance.from_json(d) for d in body["items"]]
+    assert (first.name, first.state, first.activation_policy) == ("sql1", "RUNNABLE", "ALWAYS")
+    assert first.private_network == "private-network" and first.private_ip == "172.17.0.3"
+    assert first.require_ssl is False and first.flags == {} and not first.is_postgres
+    assert first.max_connections == (None, "not set (engine default unknown for this tier)")
+    assert second.private_ip is None and second.tier == "db-n1-standard-1"
+
+
+def check_backend_services(body):
+    (svc,) = compute.items(body, BackendService)
+    assert svc.name == "web-backend-service" and svc.timeout_sec == 30
+    assert svc.health_check_names == ["http-basic-check"]
+    assert svc.groups == ["https://www.googleapis.com/compute/v1/projects/gcpdiag-lb1-aaaa/zones/us-east1-b/"
+                          "instanceGroups/lb-backend-example"]
+    assert svc.fingerprint == "uf9A59CplJc="
+
+
+def check_health_checks(body):
+    checks = {h.name: h for h in compute.items(body, HealthCheck)}
+    http = checks["http-basic-check"]
+    assert (http.interval, http.timeout, http.unhealthy_threshold, http.healthy_threshold) == (5, 5, 2, 2)
+    assert http.request_path == "/" and http.tolerance_s == 10 and http.type == "HTTP"
+    assert checks["tcp-basic-check-1"].request_path is None
+
+
+def check_get_health(body):
+    health = BackendHealth.from_json(body)
+    assert [(e.target, e.address, e.state) for e in health.unhealthy] == [
+        ("vm-pn3l", "10.142.0.2:80", "UNHEALTHY"), ("vm-m5q1", "10.142.0.3:80", "UNHEALTHY")]
+
+
+def check_ssl_certificates(body):
+    certs = {c.name: c for c in compute.items(body, SslCertificate)}
+    cert1 = certs["cert1"]
+    assert cert1.type == "MANAGED" and cert1.managed_status == "PROVISIONING"
+    assert cert1.domains == ["natka123.com", "second.natka123.com"]
+    assert cert1.domain_status == {"natka123.com": "FAILED_NOT_VISIBLE", "second.natka123.com": "FAILED_NOT_VISIBLE"}
+    assert certs["cert5"].domain_status == {"test.org": "PROVISIONING"} and cert1.expire_time is None
+
+
+def check_target_proxies(body):
+    proxies = {p.name: p for p in compute.items(body, TargetHttpsProxy)}
+    assert proxies["https-lb-proxy"].certificate_names == ["cert1"]
+    assert proxies["https-lb-proxy"].certificate_map == "cert-map"
+    assert proxies["https-lb-proxy-working"].certificate_map is None
+
+
+PARSERS = {
+    "cloudrun1--cloudrun_services.json": check_cloudrun,
+    "cloudsql1--cloudsql-instances.json": check_cloudsql,
+    "lb1--compute-backendServices.json": check_backend_services,
+    "lb1--healthChecks.json": check_health_checks,
+    "lb2--backendService-web-backend-service-get-health-instanceGroups-lb-backend-example-us-east1-b.json": check_get_health,
+    "lb3--compute-sslCertificates.json": check_ssl_certificates,
+    "lb3--compute-targetHttpsProxies.json": check_target_proxies,
+}
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in SAMPLES.glob("*.json")))
+def test_every_recorded_sample_parses(name):
+    assert name in PARSERS, f"a new recorded sample {name} has no parser test"
+    PARSERS[name](sample(name))
+
+
+def test_connector_fixtures():
+    ready = Connector.from_json(fixture("vpcaccess--connector-ready.json"))
+    assert (ready.name, ready.state, ready.is_ready) == ("staging-connector", "READY", True)
+    assert (ready.min_instances, ready.max_instances, ready.network, ready.ip_cidr_range) == (2, 10, "staging-vpc", "10.1.0.0/28")
+    broken = Connector.from_json(fixture("vpcaccess--connector-error-undersized.json"))
+    assert (broken.state, broken.is_ready, broken.max_instances) == ("ERROR", False, 3)
+    subnet = Connector.from_json(fixture("vpcaccess--connector-subnet.json"))
+    assert (subnet.network, subnet.subnet, subnet.ip_cidr_range) == ("", "staging-connector-subnet", "")
+
+
+def test_secret_fixtures():
+    secrets = secretmanager.secrets_of(fixture("secretmanager--secrets-page2.json"))
+    cors = next(s for s in secrets if s.name == "cors-allowed-origins")
+    assert cors.expire_time == datetime(2025, 1, 20, tzinfo=timezone.utc) and cors.replication == "user-managed"
+    newest = secretmanager.latest(secretmanager.versions_of(fixture("secretmanager--versions-enabled.json")))
+    assert (newest.version, newest.state) == ("2", "ENABLED")
+    disabled = secretmanager.latest(secretmanager.versions_of(fixture("secretmanager--versions-latest-disabled.json")))
+    assert (disabled.version, disabled.state) == ("3", "DISABLED")
+    destroyed = secretmanager.versions_of(fixture("secretmanager--versions-latest-destroyed.json"))[0]
+    assert destroyed.destroy_time == datetime(2024, 12, 31, 23, 59, 59, 987654, tzinfo=timezone.utc)
+    assert secretmanager.latest(secretmanager.versions_of(fixture("secretmanager--versions-empty.json"))) is None
+
+
+def test_every_fixture_is_json():
+    import json
+
+    for path in FIXTURES.glob("*.json"):
+        json.loads(path.read_text())
+
+
+def test_parse_time_variants():
+    assert parse_time("2024-10-18T07:34:04.255-07:00") == datetime(2024, 10, 18, 14, 34, 4, 255000, tzinfo=timezone.utc)
+    assert parse_time("2014-10-02T15:01:23.045123456Z").microsecond == 45123
+    assert parse_time("") is None and parse_time("not a time") is None
+
+
+def test_postgres_default_max_connections():
+    assert postgres_default_max_connections("db-f1-micro") == 25
+    assert postgres_default_max_connections("db-custom-2-7680") == 400
+    assert postgres_default_max_connections("db-n1-standard-1") == 100
+    assert postgres_default_max_connections("db-perf-optimized-N-8") is None
