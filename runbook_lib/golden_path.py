@@ -15,7 +15,7 @@ from typing import Any
 from . import redact
 from .params import Params
 from .probes import websocket
-from .probes.base import NetContext, ProbeResult, Reason, classify_exception
+from .probes.base import NetContext, ProbeResult, Reason, classify_chain
 from .probes.http import make_async_client
 from .secret_input import read_value
 
@@ -50,7 +50,7 @@ async def run_golden_path(params: Params, net: NetContext) -> dict[str, list[Pro
                                          reason=None if token else Reason.http_status, detail=detail,
                                          status=resp.status_code)]
         except Exception as exc:  # network/TLS failures become a reasoned step, not a crash
-            reason, detail = classify_exception(exc)
+            reason, detail = classify_chain(exc)
             out["golden.login"] = [_step("login", f"{api}/auth/login", t0, started, ok=False, reason=reason, detail=detail)]
         if token is None:
             return out
@@ -77,7 +77,7 @@ async def run_golden_path(params: Params, net: NetContext) -> dict[str, list[Pro
                                          else "the chat message was not in the saved history"),
                 status=resp.status_code, messages=len(messages))]
         except Exception as exc:
-            reason, detail = classify_exception(exc)
+            reason, detail = classify_chain(exc)
             out["golden.history"] = [_step("history", f"{api}/api/chat/history", t0, started, ok=False,
                                            reason=reason, detail=detail)]
         # 5. API responses and error rate over N requests
@@ -97,7 +97,7 @@ async def _request_burst(client, url: str, n: int, t0: float) -> list[ProbeResul
                 return _step("request", url, t0, started, ok=ok, reason=None if ok else Reason.http_status,
                              detail="" if ok else f"HTTP {resp.status_code}", status=resp.status_code)
             except Exception as exc:
-                reason, detail = classify_exception(exc)
+                reason, detail = classify_chain(exc)
                 return _step("request", url, t0, started, ok=False, reason=reason, detail=detail)
 
     return list(await asyncio.gather(*(one() for _ in range(n))))

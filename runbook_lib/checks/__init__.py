@@ -10,11 +10,13 @@ from typing import Callable
 from ..evidence import Evidence
 from ..params import Params
 from ..results import CheckResult, ResultSet, Severity, Status
-from . import certificates, cloud_run, cloudsql, connector, load_balancer, secrets
+from . import certificates, cloud_run, cloudsql, connector, golden_path, load_balancer, secrets
 
 Evaluator = Callable[[Evidence, Params], list[CheckResult]]
 
-COMPONENTS: tuple[str, ...] = ("connector", "cloudsql", "certificates", "load_balancer", "secrets", "cloud_run")
+# golden_path yields results only when the evidence holds golden.* records (phase 3).
+COMPONENTS: tuple[str, ...] = ("connector", "cloudsql", "certificates", "load_balancer", "secrets", "cloud_run",
+                               "golden_path")
 
 EVALUATORS: dict[str, Evaluator] = {
     "connector": connector.evaluate,
@@ -23,11 +25,13 @@ EVALUATORS: dict[str, Evaluator] = {
     "load_balancer": load_balancer.evaluate,
     "secrets": secrets.evaluate,
     "cloud_run": cloud_run.evaluate,
+    "golden_path": golden_path.evaluate,
 }
 
 SEVERITY: dict[str, Severity] = {
     "connector": Severity.critical, "cloudsql": Severity.critical, "certificates": Severity.critical,
     "load_balancer": Severity.high, "secrets": Severity.high, "cloud_run": Severity.high,
+    "golden_path": Severity.critical,
 }
 
 

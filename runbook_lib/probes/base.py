@@ -13,9 +13,11 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Awaitable
 
 from pydantic import BaseModel, Field
+
+from .. import redact
 
 PHASES: dict[str, tuple[str, ...]] = {
     "dns": ("resolve",),
@@ -296,7 +298,7 @@ class Attempt:
         return ssl_object
 
     # -- outcome ------------------------------------------------------------------------------
-    async def run(self, steps: Any, deadline_s: float) -> ProbeResult:
+    async def run(self, steps: Awaitable[None], deadline_s: float) -> ProbeResult:
         """Await ``steps`` under the deadline and return the result; never raises for the network."""
         try:
             async with asyncio.timeout(deadline_s):
@@ -314,9 +316,10 @@ class Attempt:
         return self.result(None, "")
 
     def result(self, reason: Reason | None, detail: str) -> ProbeResult:
+        # redacted: a target or detail can quote a URL or a server's message, never a secret
         return ProbeResult(
-            protocol=self.protocol, target=self.target, ok=reason is None, reason=reason,
-            detail=detail, phases=dict(self.phases), total_s=self.elapsed(),
+            protocol=self.protocol, target=redact.text(self.target), ok=reason is None, reason=reason,
+            detail=redact.text(detail), phases=dict(self.phases), total_s=self.elapsed(),
             started_s=self.started_s, info=self.info,
         )
 

@@ -165,7 +165,7 @@ async def probe(
     """Request ``target`` (a URL) once; ok when the status is one of ``expect_status``."""
     run = Attempt("http", target, net)
     backend = RoutingBackend(net, run)
-    request_headers = {"user-agent": "runbook-probe", **(headers or {})}
+    request_headers = {"user-agent": "runbook-probe", **{k.lower(): v for k, v in (headers or {}).items()}}
     content = _encode_body(body, request_headers)
     expected = _expected(expect_status)
 
@@ -183,6 +183,7 @@ async def probe(
                 if isinstance(cause, ssl.SSLCertVerificationError):
                     run.end("tls")  # the handshake completed; the certificate was refused
                     run.verify_error = cause.verify_message or str(cause)
+                    break
         elif event == "http11.send_request_headers.started":
             run.begin("processing")
         elif event == "http11.receive_response_headers.complete":

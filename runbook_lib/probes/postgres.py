@@ -78,7 +78,7 @@ def _server_error(payload: bytes, during: str) -> ProbeFailure:
     return ProbeFailure(Reason.error, f"{during} failed ({code}): {message}")
 
 
-def _saslprep(password: str) -> str:
+def saslprep(password: str) -> str:
     """RFC 4013 as PostgreSQL applies it: the prepared form when valid, else the raw password."""
     mapped = "".join(" " if stringprep.in_table_c12(ch) else ch
                      for ch in password if not stringprep.in_table_b1(ch))
@@ -105,10 +105,11 @@ class ScramClient:
 
     mechanism = b"SCRAM-SHA-256"
 
-    def __init__(self, password: str):
-        self._password = _saslprep(password).encode()
-        self._nonce = base64.b64encode(secrets.token_bytes(18)).decode()
-        self._first_bare = f"n=,r={self._nonce}"  # PostgreSQL takes the user from the startup packet
+    def __init__(self, password: str, *, username: str = "", nonce: str | None = None):
+        # PostgreSQL takes the user from the startup packet, so ``username`` stays empty there.
+        self._password = saslprep(password).encode()
+        self._nonce = nonce or base64.b64encode(secrets.token_bytes(18)).decode()
+        self._first_bare = f"n={username},r={self._nonce}"
         self._auth_message = b""
         self._server_key = b""
 

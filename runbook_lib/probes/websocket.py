@@ -159,7 +159,10 @@ class WebSocketSession:
         await self.send_text(json.dumps(message))
 
     async def send_text(self, text: str) -> None:
-        self.protocol.send_text(text.encode())
+        try:
+            self.protocol.send_text(text.encode())
+        except InvalidState as exc:
+            raise ProbeFailure(Reason.reset, "the connection was closed before the message could be sent") from exc
         await self._flush()
 
     async def receive(self) -> Message | None:
@@ -195,7 +198,7 @@ class WebSocketSession:
         received = self.protocol.close_rcvd
         self.closure = Closure(
             code=received.code if received else None,
-            reason=received.reason if received else "",
+            reason=redact.text(received.reason) if received else "",
             after_s=self.since_upgrade(),
         )
 

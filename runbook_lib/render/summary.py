@@ -29,7 +29,7 @@ def _lines(params: Params) -> list[tuple[str, str, str]]:
          "Load balancer health checks/backends not configured for the startup time"),
         ("secrets", f"All secrets validated: {n}/{n} required secrets available",
          "Required secrets missing or disabled"),
-        ("cloud_run", f"Cloud Run services ready: {', '.join(params.cloud_run.services)}", "Cloud Run services not ready"),
+        ("cloud_run", f"Cloud Run services ready: {', '.join(params.cloud_run.services)}", "Cloud Run services need attention"),
         ("golden_path", "Golden path: login -> WebSocket -> AI response with all agent events -> history saved",
          "Golden path broken"),
     ]

@@ -27,6 +27,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Literal, Sequence
 
+from ..errors import RunbookError
+
 log = logging.getLogger(__name__)
 
 CONNECTOR_INSTANCES = "vpcaccess.googleapis.com/connector/instances"
@@ -88,7 +90,7 @@ class MetricStore:
                     for s in self._series.values() if metric_type in (None, s.key.metric_type)]
 
 
-class BackendsUnavailable(Exception):
+class BackendsUnavailable(RunbookError):
     """The database could not be asked for its backends (down, stopped): no point this time."""
 
 

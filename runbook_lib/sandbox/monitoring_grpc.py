@@ -30,6 +30,7 @@ import grpc
 from google.api import distribution_pb2, metric_pb2
 from google.cloud.monitoring_v3 import types as mt
 
+from ..errors import RunbookError
 from .metrics import MetricStore, Point, Series
 
 SERVICE = "google.monitoring.v3.MetricService"
@@ -49,7 +50,7 @@ REDUCER_PERCENTILES = {
 BUCKETS = {"num_finite_buckets": 66, "growth_factor": 1.4, "scale": 1.0}
 
 
-class MonitoringFault(Exception):
+class MonitoringFault(RunbookError):
     """A request the real API would refuse: gRPC status and message."""
 
     def __init__(self, code: grpc.StatusCode, message: str):

@@ -199,7 +199,9 @@ def _scram_verifier(password: str) -> str:
     """The SCRAM-SHA-256 verifier PostgreSQL stores, computed here so no plaintext reaches the
     server (nor its log, should a statement fail)."""
     salt = secrets.token_bytes(16)
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, _SCRAM_ITERATIONS)
+    from ..probes.postgres import saslprep  # normalise as PostgreSQL and libpq do (RFC 4013)
+
+    salted = hashlib.pbkdf2_hmac("sha256", saslprep(password).encode(), salt, _SCRAM_ITERATIONS)
     client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
     stored_key = hashlib.sha256(client_key).digest()
     server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
@@ -438,6 +440,11 @@ class PostgresServer:
             pgsql.Identifier(name), pgsql.SQL("LOGIN" if login else "NOLOGIN"),
             pgsql.Literal(_scram_verifier(password)))
         self.execute(stmt)
+
+    def set_password(self, role: str, password: str) -> None:
+        """Give an existing role a SCRAM password (verifier only, as ``create_role``)."""
+        self.execute(pgsql.SQL("ALTER ROLE {} PASSWORD {}").format(
+            pgsql.Identifier(role), pgsql.Literal(_scram_verifier(password))))
 
     def create_database(self, name: str, owner: str) -> None:
         self.execute(pgsql.SQL("CREATE DATABASE {} OWNER {}").format(pgsql.Identifier(name), pgsql.Identifier(owner)))

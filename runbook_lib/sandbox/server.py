@@ -26,6 +26,7 @@ import os
 import re
 import secrets
 import shutil
+import ssl
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from ..errors import RunbookError
 from ..params import Params
 from .emulator import APIS, Emulator
 from .faultproxy import FaultProxy
+from .pg_tls import PgTlsFront
 from .metrics import BackendsUnavailable, MetricsSampler, MetricStore, Names
 from .monitoring_grpc import MonitoringServer
 from .pki import LocalCA
@@ -74,6 +76,7 @@ class Sandbox:
         self.pg: PostgresServer | None = None
         self.ca: LocalCA | None = None
         self.proxy: FaultProxy | None = None
+        self.pg_front: PgTlsFront | None = None
         self.services: StagingServices | None = None
         self.emulator: Emulator | None = None
         self.monitoring: MonitoringServer | None = None
@@ -110,7 +113,12 @@ class Sandbox:
         await self._prepare_schema(golden_password)
 
         self.state = SandboxState(p, self.scenario, self.time_scale, secret_values=secret_values)
-        self.proxy = FaultProxy(("127.0.0.1", self.pg.port), self.state.proxy_policy)  # type: ignore[union-attr]
+        cert, key = self.ca.issue("cloudsql", ["127.0.0.1", "localhost", p.cloudsql.instance])
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(cert, key)
+        self.pg_front = PgTlsFront(("127.0.0.1", self.pg.port), tls, self._require_ssl)  # type: ignore[union-attr]
+        await self.pg_front.start()
+        self.proxy = FaultProxy(("127.0.0.1", self.pg_front.port), self.state.proxy_policy)
         await self.proxy.start()
         self.services = StagingServices(
             self.state, ca=self.ca, frontend_domain=p.domains.frontend, api_domain=p.domains.api,
@@ -171,6 +179,7 @@ class Sandbox:
             ("emulator", self.emulator.stop() if self.emulator else None),
             ("services", self.services.stop() if self.services else None),
             ("proxy", self.proxy.stop() if self.proxy else None),
+            ("postgres front", self.pg_front.stop() if self.pg_front else None),
             ("stats", self._stats_conn.close() if self._stats_conn else None),
         ]
         for name, coro in steps:
@@ -180,7 +189,7 @@ class Sandbox:
                 await asyncio.wait_for(coro, 10)
             except (Exception, asyncio.TimeoutError) as exc:  # noqa: BLE001 - keep stopping the rest
                 log.warning("stopping %s failed: %s", name, redact.text(str(exc)))
-        self.sampler = self.monitoring = self.emulator = self.services = self.proxy = None
+        self.sampler = self.monitoring = self.emulator = self.services = self.proxy = self.pg_front = None
         self._stats_conn = None
         if self.pg is not None:
             self.pg.stop()
@@ -222,14 +231,15 @@ class Sandbox:
     def _start_postgres(self, probe_password: str) -> None:
         """Blocking on purpose: the server must be forked by the thread that outlives it."""
         assert self.ca is not None
-        cert, key = self.ca.issue("postgres", ["127.0.0.1", "localhost"])
-        self.pg = PostgresServer(self.workdir / "pg", ssl_cert=cert, ssl_key=key, max_connections=100)
+        # No TLS in the server itself: the wheel's PostgreSQL has no OpenSSL. The TLS front
+        # (pg_tls.py) negotiates it the PostgreSQL way, whatever server is installed.
+        self.pg = PostgresServer(self.workdir / "pg", max_connections=100)
         self.pg.start()
         probe_user, database = self.params.cloudsql.user, self.params.cloudsql.database
         if probe_user == APP_ROLE:
             raise RunbookError(f"cloudsql.user: {APP_ROLE} is the sandbox's application role; choose another user")
         if probe_user == SUPERUSER:
-            self._set_password(SUPERUSER, probe_password)
+            self.pg.set_password(SUPERUSER, probe_password)
         else:
             self.pg.create_role(probe_user, probe_password)
         self.pg.create_role(APP_ROLE, self._app_password)
@@ -238,14 +248,6 @@ class Sandbox:
         else:
             self.pg.create_database(database, owner=APP_ROLE)
 
-    def _set_password(self, role: str, password: str) -> None:
-        """Give an existing role a SCRAM password (as ``create_role`` does: verifier only)."""
-        from .postgres import _scram_verifier  # the server module's verifier: one implementation
-
-        assert self.pg is not None
-        self.pg.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-            sql.Identifier(role), sql.Literal(_scram_verifier(password))))
-
     async def _prepare_schema(self, golden_password: str) -> None:
         """Tables and the golden user, straight to the server (the scenario may block the proxy)."""
         assert self.pg is not None
@@ -253,6 +255,12 @@ class Sandbox:
         async with await psycopg.AsyncConnection.connect(**kwargs, password=self._app_password,
                                                          connect_timeout=10) as conn:
             await prepare_database(conn, self.params.golden_path.user, golden_password)
+
+    def _require_ssl(self) -> bool:
+        """Whether the instance refuses plaintext now (the API's ipConfiguration decides)."""
+        assert self.state is not None
+        ip = self.state.get_instance(self.params.project, self.params.cloudsql.instance)["settings"].get("ipConfiguration", {})
+        return ip.get("sslMode", "ENCRYPTED_ONLY" if ip.get("requireSsl") else "") in ("ENCRYPTED_ONLY", "TRUSTED_CLIENT_CERTIFICATE_REQUIRED")
 
     def _db_deadline_s(self) -> float:
         # About twice the database threshold: slow is seen as slow, not as instantly down.

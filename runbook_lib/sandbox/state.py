@@ -16,6 +16,7 @@ import base64
 import copy
 import datetime as dt
 import hashlib
+import json
 import os
 import re
 import secrets as pysecrets
@@ -60,8 +61,11 @@ def _num_id(*parts: str, digits: int = 19) -> str:
     return str(10 ** (digits - 1) + n % (9 * 10 ** (digits - 1)))
 
 
-def _fingerprint() -> str:
-    return base64.b64encode(os.urandom(8)).decode()
+def _fingerprint(content: Any) -> str:
+    """Derived from the resource's content, as Compute's are: it changes exactly when the resource
+    does, so a plan built against one state is refused (412) once the state has moved on."""
+    blob = json.dumps(content, sort_keys=True, default=str).encode()
+    return base64.b64encode(hashlib.sha256(blob).digest()[:8]).decode()
 
 
 def _merge(base: dict[str, Any], patch: dict[str, Any], where: str = "resource") -> dict[str, Any]:
@@ -304,7 +308,7 @@ class SandboxState:
                 "timeoutSec": timeout,
                 "port": 80,
                 "protocol": "HTTP",
-                "fingerprint": _fingerprint(),
+                "fingerprint": _fingerprint(("backendServices", name, timeout, hc_names)),
                 "portName": "http",
                 "enableCDN": False,
                 "sessionAffinity": "NONE",
@@ -332,7 +336,7 @@ class SandboxState:
             "urlMap": self._link("urlMaps", "staging-url-map"),
             "sslCertificates": [self._link("sslCertificates", n) for n in attached],
             "quicOverride": "NONE",
-            "fingerprint": _fingerprint(),
+            "fingerprint": _fingerprint(("targetHttpsProxies", lb.https_proxy, attached)),
             "tlsEarlyData": "DISABLED",
         }
 
@@ -451,7 +455,7 @@ class SandboxState:
                 "latestCreatedRevision": revision,
                 "trafficStatuses": [{"percent": 100, "type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST"}],
                 "uri": f"https://{svc}-{self.project_number[:10]}.{self.region}.run.app",
-                "etag": f'"{_fingerprint()}"',
+                "etag": f'"{_fingerprint(("run", svc, revision))}"',
             }
 
     # --- reads ---------------------------------------------------------------------------------
@@ -737,7 +741,7 @@ class SandboxState:
                 raise bad_request("Invalid value for field 'resource.healthChecks': expected health check URLs.")
             (self._validate_health_check if collection == "healthChecks" else self._validate_backend)(merged)
             if "fingerprint" in current:
-                merged["fingerprint"] = _fingerprint()
+                merged["fingerprint"] = _fingerprint({k: v for k, v in merged.items() if k != "fingerprint"})
             self._compute[collection][name] = merged
             return self._compute_operation("patch", merged)
 
@@ -818,7 +822,7 @@ class SandboxState:
                                       "The URL is malformed or the resource does not exist.")
                 resolved.append(self._link("sslCertificates", cert_name))
             proxy["sslCertificates"] = resolved
-            proxy["fingerprint"] = _fingerprint()
+            proxy["fingerprint"] = _fingerprint({k: v for k, v in proxy.items() if k != "fingerprint"})
             return self._compute_operation("setSslCertificates", proxy)
 
     def backend_health(self, project: str, backend: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -184,3 +184,19 @@ def test_up_rejects_an_unknown_scenario_before_spawning(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="unknown scenario, expected one of: "):
         manager.up(source, "no-such-scenario", tmp_path / "wd")
     assert not (tmp_path / "wd" / "serve.pid").exists()
+
+
+def test_status_and_down_without_a_sandbox(tmp_path: Path) -> None:
+    import subprocess
+
+    assert manager.status(tmp_path) == {"workdir": str(tmp_path.resolve()), "running": False, "pid": None}
+    manager.down(tmp_path)  # nothing to stop is not an error
+    bystander = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        (tmp_path / manager.PID_FILE).write_text(f"{bystander.pid}\n")  # a stale pid, reused by another program
+        assert manager.status(tmp_path)["running"] is False
+        manager.down(tmp_path)
+        assert bystander.poll() is None  # not signalled: it is not a sandbox
+    finally:
+        bystander.kill()
+        bystander.wait(5)

@@ -155,3 +155,10 @@ def test_secret_names_in_a_scenario_must_be_required_ones() -> None:
     scenario = validate_scenario({"name": "x", "secrets": {"missing": ["not-a-secret"]}}, "inline")
     with pytest.raises(RunbookError, match="secrets.missing: expected names from secrets.required, got not-a-secret"):
         SandboxState(sandbox_params("healthy"), scenario)
+
+
+def test_every_scenario_describes_itself() -> None:
+    from runbook_lib.sandbox.scenario import describe_scenarios
+
+    described = dict(describe_scenarios())
+    assert set(described) == set(available()) and all(described.values())
