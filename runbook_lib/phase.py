@@ -86,7 +86,12 @@ class Phase:
         from .render.summary import write_summary
 
         write_summary(self.report_dir, doc, self.params)
-        print(verdict.line)
+        if self.name == "remediate":  # a subset of checks: their verdict is not the environment's
+            bad = verdict.counts["FAIL"] + verdict.counts["ERROR"]
+            print(f"Re-verified {len(results)} checks after applying: {len(results) - bad} pass, {bad} still failing"
+                  if len(results) else "Nothing was applied, so nothing was re-verified (phase 3 re-checks everything)")
+        else:
+            print(verdict.line)
         sys.stdout.flush()
         return verdict
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Mapping
 
 from .. import redact
@@ -68,7 +68,9 @@ async def gather(params: Params, *, client_factory: ClientFactory | None = None)
     except Exception as exc:  # credentials or transport setup: every metric fails the same way
         kind, message = translate(exc, params)
         return {s.key: _failed(s, kind, message) for s in wanted}
-    end = datetime.now(timezone.utc).replace(microsecond=0)
+    # Whole seconds (the API drops sub-second precision), rounded up so nothing recorded before
+    # this call falls after the window.
+    end = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=1)
     try:
         answers = await asyncio.gather(*(_query(client, s, params, end) for s in wanted))
     finally:

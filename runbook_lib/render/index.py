@@ -16,7 +16,7 @@ td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}
 
 def runs(root: Path) -> list[dict]:
     out = []
-    for d in sorted((p for p in root.iterdir() if p.is_dir() and (p / "status.json").exists()),
+    for d in sorted((p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and (p / "status.json").exists()),
                     key=lambda p: p.name, reverse=True):
         status = read_status(d)
         verdict = None

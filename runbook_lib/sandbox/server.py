@@ -142,6 +142,7 @@ class Sandbox:
             request_log=lambda: self.services.request_log if self.services else [],
             db_connects=lambda: self.db_connects, database=p.cloudsql.database,
         )
+        await self.sampler.sample_once()  # a first point before anyone can query: no empty series race
         self.sampler.start()
 
         files = {
