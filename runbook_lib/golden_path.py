@@ -86,7 +86,7 @@ async def run_golden_path(params: Params, net: NetContext) -> dict[str, list[Pro
 
 
 async def _request_burst(client, url: str, n: int, t0: float) -> list[ProbeResult]:
-    gate = asyncio.Semaphore(10)
+    gate = asyncio.Semaphore(5)
 
     async def one() -> ProbeResult:
         async with gate:

@@ -92,7 +92,7 @@ class CertificateFaults(Strict):
         default="mismatch", description="what a domain no attached certificate covers gets"
     )
     dns_visible: bool = Field(default=True, description="false: inserted managed certs never turn ACTIVE")
-    provisioning_s: float = Field(default=900.0, ge=0, description="real-world time to turn ACTIVE")
+    provisioning_s: float = Field(default=60.0, ge=0, description="real-world time to turn ACTIVE")
 
 
 class HealthCheckFaults(Strict):

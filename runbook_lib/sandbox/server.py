@@ -126,6 +126,9 @@ class Sandbox:
             required_secrets=list(p.secrets.required), jwt_secret_name=self._jwt_secret_name(),
             events=list(p.golden_path.events), time_scale=self.time_scale,
             db_deadline_s=self._db_deadline_s(),
+            # An agent turn takes about 36 s of real time (five events 9 s apart): longer than a
+            # 30 s backend timeout, well inside a 600 s one.
+            event_spacing_s=9.0,
         )
         https_port = await self.services.start()
         self.emulator = Emulator(self.state)
@@ -264,8 +267,9 @@ class Sandbox:
         return ip.get("sslMode", "ENCRYPTED_ONLY" if ip.get("requireSsl") else "") in ("ENCRYPTED_ONLY", "TRUSTED_CLIENT_CERTIFICATE_REQUIRED")
 
     def _db_deadline_s(self) -> float:
-        # About twice the database threshold: slow is seen as slow, not as instantly down.
-        return 2 * self.time_scale * self.params.thresholds.db_connect_s
+        # A little over the database threshold: slow is seen as slow, and the service still answers
+        # (504 with the reason) before a client's probe deadline.
+        return 1.2 * self.time_scale * self.params.thresholds.db_connect_s
 
     async def _connect_app(self) -> psycopg.AsyncConnection[Any]:
         """How the services reach the database: through the connector's data path (timed)."""

@@ -1,0 +1,112 @@
+"""Phase 2 and 3 against the sandbox: dry run changes nothing, the confirmed plan heals, twice is a
+no-op, a skipped action leaves phase 3 failing with the reason."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from runbook_lib.aio import run_sync
+from runbook_lib.environment import open_environment
+from runbook_lib.errors import RemediationError
+from runbook_lib.params import load_params
+from runbook_lib.remediate import apply_plan, build_plan
+from runbook_lib.remediate.apply import check_confirmation
+from runbook_lib.results import Status
+
+from .conftest import ROOT, diagnose, mutations, sandbox
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
+
+
+def apply(sb, plan, *extra):
+    params = load_params(sb.params_file, ["remediation.apply=true", f"remediation.confirm={plan.id}", *extra])
+    check_confirmation(plan, params)
+
+    async def go():
+        async with open_environment(params).api() as api:
+            return await apply_plan(api, plan, params)
+
+    return run_sync(go())
+
+
+def test_dry_run_then_confirmed_apply_heals_and_twice_changes_nothing():
+    with sandbox("issue-1278") as sb:
+        ev, results = diagnose(sb)
+        plan = build_plan(results, ev, sb.params)
+        assert {a.id for a in plan.automatic} >= {"connector.resize", "sql.start", "cert.create", "cert.attach",
+                                                  "lb.timeout.staging-backend-service", "secret.create.smtp-password"}
+        for action in plan.automatic:
+            assert action.calls and action.rollback and action.verify and action.risk
+            assert all(c.gcloud.startswith(("gcloud", "printf")) for c in action.calls)
+
+        dry = run_sync(apply_plan(None, plan, sb.params))
+        assert dry.mode == "dry-run" and not dry.audit
+        assert mutations(sb) == []                          # the emulator saw no mutating request
+
+        wrong = load_params(sb.params_file, ["remediation.apply=true", "remediation.confirm=0123456789ab"])
+        with pytest.raises(RemediationError, match="refused"):
+            check_confirmation(plan, wrong)
+        assert mutations(sb) == []
+
+        first = apply(sb, plan)
+        assert first.mode == "applied" and set(first.changed) == {a.id for a in plan.automatic}
+        for entry in first.audit:
+            if entry.outcome == "applied":
+                assert entry.before and entry.after and entry.before != entry.after and entry.requests
+        sent = len(mutations(sb))
+
+        ev3, validated = diagnose(sb, "validate", golden_path=True)
+        assert validated.verdict.line == "Overall Status: HEALTHY, Critical Failures: 0"
+        golden = validated.for_component("golden_path")
+        assert {r.id: r.status for r in golden if r.status is not Status.SKIP} == {
+            "golden.login": Status.PASS, "golden.websocket": Status.PASS, "golden.events": Status.PASS,
+            "golden.response": Status.PASS, "golden.history": Status.PASS, "golden.api_latency": Status.PASS,
+            "golden.error_rate": Status.PASS}
+
+        second = apply(sb, plan)
+        assert second.changed == [] and "nothing to change" in second.message
+        assert len(mutations(sb)) == sent                   # idempotent: not one more mutation
+
+
+def test_skipping_the_backend_timeout_leaves_the_golden_path_failing_with_why():
+    skip = "remediation.skip=[lb.timeout.staging-backend-service, lb.timeout.staging-auth-service]"
+    with sandbox("issue-1278", skip) as sb:
+        ev, results = diagnose(sb)
+        plan = build_plan(results, ev, sb.params)
+        assert plan.skipped == ["lb.timeout.staging-backend-service", "lb.timeout.staging-auth-service"]
+        apply(sb, plan, skip)
+        ev3, validated = diagnose(sb, "validate", golden_path=True)
+    assert not validated.verdict.healthy
+    assert validated.by_id("lb.staging-backend-service.timeout").status is Status.FAIL
+    events = validated.by_id("golden.events")
+    assert events.status is Status.FAIL and "missing events" in events.reason and "cut" in events.reason
+
+
+def test_demo_flow_from_the_cli(tmp_path):
+    """What `make demo` does: plan id from a dry run, then run all phases applying exactly that plan."""
+    cli = [sys.executable, "-m", "runbook_lib.cli"]
+    plan_id = subprocess.run([*cli, "plan", "--id-only"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert plan_id.returncode == 0, plan_id.stderr[-2000:]
+    pid = plan_id.stdout.strip()
+    assert re.fullmatch(r"[0-9a-f]{12}", pid)
+    run = subprocess.run([*cli, "run", "-p", "remediation.apply=true", "-p", f"remediation.confirm={pid}",
+                          "--out", str(tmp_path), "--no-progress"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    assert run.stdout.strip().splitlines()[-1] == "Overall Status: HEALTHY, Critical Failures: 0"
+    run_dir = tmp_path / "latest"
+    doc = json.loads((run_dir / "results.json").read_text())
+    assert doc["phases"]["remediate"]["applied"] is True
+    summary = (run_dir / "summary.md").read_text()
+    final = doc["phases"]["validate"]["results"]
+    # every line of the declaration agrees with this run's results
+    for component, marker in (("connector", "VPC connector"), ("cloudsql", "Cloud SQL"), ("certificates", "SSL certificates"),
+                              ("load_balancer", "Load balancer"), ("secrets", "ecrets"), ("golden_path", "Golden path")):
+        ok = all(r["status"] in ("PASS", "WARN") for r in final if r["component"] == component)
+        line = next(l for l in summary.splitlines() if marker in l and l[:1] in "✅❌")
+        assert line.startswith("✅" if ok else "❌"), line
+    assert "Overall Status: HEALTHY, Critical Failures: 0" in summary
+    assert "$575K ARR restored" in summary

@@ -1,0 +1,72 @@
+"""Phase 1 against every sandbox scenario: the faults are real, found with the right ids, and only them."""
+from __future__ import annotations
+
+import pytest
+
+from runbook_lib.results import Status, root_causes
+
+from .conftest import diagnose, sandbox
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
+
+SINGLE_FAULT = {
+    "connector-saturated": "connector",
+    "connector-not-ready": "connector",
+    "cloudsql-stopped": "cloudsql",
+    "certificate-mismatch": "certificates",
+    "certificate-expired": "certificates",
+    "certificate-not-visible": "certificates",
+    "lb-timeouts": "load_balancer",
+    "secrets-missing": "secrets",
+}
+
+
+def test_healthy_is_healthy():
+    with sandbox("healthy") as sb:
+        ev, results = diagnose(sb)
+    assert results.verdict.line == "Overall Status: HEALTHY, Critical Failures: 0"
+    assert not [r.id for r in results if r.status in (Status.FAIL, Status.ERROR)]
+
+
+def test_issue_1278_names_the_five_faults_with_their_reasons():
+    with sandbox("issue-1278") as sb:
+        ev, results = diagnose(sb)
+    faults = {f.component: f for f in root_causes(results)}
+    assert list(faults) == ["connector", "cloudsql", "certificates", "load_balancer", "secrets"]
+    get = results.by_id
+    assert get("connector.instances").status is Status.FAIL and "max 3 < 10" in get("connector.instances").observed + get("connector.instances").reason
+    assert get("sql.state").status is Status.FAIL and "STOPPED" in get("sql.state").observed
+    assert get("sql.connect").status is Status.FAIL and "connector" in get("sql.connect").upstream
+    assert get("tls.api-staging.hostname").status is Status.FAIL
+    assert "staging.netrasystems.ai" in get("tls.api-staging.hostname").observed      # the legacy names it serves
+    assert get("lb.staging-backend-service.timeout").status is Status.FAIL
+    assert get("lb.staging-backend-health-check.tolerance").status is Status.FAIL
+    missing = [r.id for r in results if r.id.startswith("secrets.") and r.status is Status.FAIL and r.id != "secrets.count"]
+    assert len(missing) == 4                                                            # 3 missing + 1 disabled
+    assert all(r.remediation for r in results if r.status is Status.FAIL)
+    assert ev.probes["tls.api-staging.netrasystems.ai"][0].reason.value == "hostname_mismatch"
+
+
+@pytest.mark.parametrize("scenario, component", sorted(SINGLE_FAULT.items()))
+def test_each_single_fault_is_found_and_only_it(scenario, component):
+    with sandbox(scenario) as sb:
+        ev, results = diagnose(sb)
+    assert [f.component for f in root_causes(results)] == [component]
+    assert not results.verdict.healthy
+
+
+def test_blackout_ends_with_a_reason_for_every_probe():
+    with sandbox("blackout") as sb:
+        ev, results = diagnose(sb)
+    assert ev.probes, "probes ran"
+    # names resolve (connect_to) and listeners accept; everything that needs an answer times out
+    answered = {k: v for k, v in ev.probes.items() if not k.startswith(("dns.", "tcp."))}
+    for key, samples in answered.items():
+        for s in samples:
+            assert not s.ok and s.reason is not None and s.detail, key
+    assert {s.reason.value for v in answered.values() for s in v} == {"timeout"}
+    assert all(not rec.ok and rec.error.kind == "timeout" for rec in ev.api.values())
+    assert all(not rec.ok for rec in ev.metrics.values())
+    assert not results.verdict.healthy
+    # every check still has an outcome with a reason (nothing silently missing)
+    assert all(r.reason or r.status is Status.PASS for r in results)
