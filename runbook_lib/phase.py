@@ -38,6 +38,9 @@ class Phase:
         self.report_dir.mkdir(parents=True, exist_ok=True)
         self.evidence: Evidence | None = None
         self.results: ResultSet | None = None
+        from .render.plots import enable_notebook_display
+
+        enable_notebook_display()
 
     # -- gather -----------------------------------------------------------------------------
     def gather(self, *, golden_path: bool = False, save: bool = True) -> Evidence:

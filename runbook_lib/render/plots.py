@@ -10,6 +10,22 @@ from matplotlib.figure import Figure
 from ..evidence import Evidence
 from ..params import Params
 
+def enable_notebook_display(dpi: int = 110) -> None:
+    """Let a notebook show the ``Figure`` objects we return as PNG (embedded in the HTML report).
+
+    Figures built without pyplot have no display formatter until one is registered; doing it here
+    keeps notebooks free of ``%matplotlib`` magic. Outside IPython this does nothing.
+    """
+    try:
+        from IPython import get_ipython
+        from IPython.core.pylabtools import select_figure_formats
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        select_figure_formats(shell, {"png"}, bbox_inches="tight", dpi=dpi)
+
+
 PHASE_COLOURS = {"resolve": "#9aa0a6", "connect": "#4285f4", "tls": "#a142f4", "auth": "#f29900",
                  "processing": "#f29900", "query": "#34a853", "transfer": "#34a853",
                  "upgrade": "#f29900", "first_message": "#34a853"}
@@ -36,11 +52,14 @@ def db_latency(ev: Evidence, params: Params) -> Figure:
         return fig
     ok = [s.total_s / scale for s in samples if s.ok]
     bad = [s for s in samples if not s.ok]
+    top = max([threshold * 1.15] + [s.total_s / scale * 1.05 for s in samples])
+    bins = [top * i / 40 for i in range(41)]  # one scale for both, so the threshold sits in context
     if ok:
-        ax1.hist(ok, bins=min(20, max(5, len(ok))), color="#4285f4", label=f"connected ({len(ok)})")
+        ax1.hist(ok, bins=bins, color="#4285f4", label=f"connected ({len(ok)})")
     if bad:
-        ax1.hist([s.total_s / scale for s in bad], bins=min(20, max(5, len(bad))), color="#ea4335", alpha=0.8,
+        ax1.hist([s.total_s / scale for s in bad], bins=bins, color="#ea4335", alpha=0.8,
                  label=f"failed ({len(bad)}): " + ", ".join(sorted({s.reason.value for s in bad if s.reason})))
+    ax1.set_xlim(0, top)
     ax1.axvline(threshold, color="#c5221f", linestyle="--", label=f"threshold {threshold:g} s")
     ax1.set_xlabel("time to connect, TLS, authenticate and first query (real-world s)")
     ax1.set_ylabel("samples")
@@ -59,11 +78,12 @@ def http_phases(ev: Evidence) -> Figure:
     """Where each endpoint's time goes: resolve, connect, TLS, server processing, transfer."""
     scale = ev.meta.time_scale or 1.0
     keys = [k for k in ev.probes if k.startswith("http.")]
-    fig = Figure(figsize=(11, 0.6 + 0.55 * max(1, len(keys))), layout="constrained")
+    fig = Figure(figsize=(11, 1.0 + 0.55 * max(1, len(keys))), layout="constrained")
     ax = fig.subplots()
     if not keys:
         _note(ax, "no HTTP probes in this evidence")
         return fig
+    widest = 0.0
     for row, key in enumerate(keys):
         r = ev.probes[key][0]
         left = 0.0
@@ -72,13 +92,15 @@ def http_phases(ev: Evidence) -> Figure:
             ax.barh(row, width, left=left, color=PHASE_COLOURS[phase], label=phase if row == 0 else None)
             left += width
         status = r.info.get("status")
-        label = f"HTTP {status}" if r.ok else f"{r.reason.value if r.reason else 'failed'}: {r.detail[:60]}"
+        label = f"HTTP {status}" if r.ok else (r.reason.value if r.reason else "failed")
         ax.text(left, row, f"  {label}", va="center", fontsize=8, color="#202124" if r.ok else "#c5221f")
+        widest = max(widest, left)
+    ax.set_xlim(0, widest * 1.35 or 1)  # room for the status label at the end of each bar
     ax.set_yticks(range(len(keys)), [k.removeprefix("http.") for k in keys], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("real-world seconds")
-    ax.set_title("Health endpoints: time per phase", fontsize=10)
-    ax.legend(fontsize=8, loc="lower right", ncols=5)
+    ax.set_title("Health endpoints: time per phase", fontsize=10, pad=22)
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=5, frameon=False)
     return fig
 
 
@@ -92,6 +114,12 @@ MONITORING_PANELS = [
 
 def monitoring(ev: Evidence, params: Params) -> Figure:
     """Cloud Monitoring series: connector instances, database connections, latency percentiles."""
+    from datetime import timedelta
+
+    import matplotlib.dates as mdates
+
+    span = timedelta(minutes=params.monitoring.lookback_minutes)
+    window = (ev.now - span, ev.now + span / 20)
     fig = Figure(figsize=(11, 5.4), layout="constrained")
     axes = fig.subplots(2, 2).ravel()
     fig.suptitle(f"Cloud Monitoring, last {params.monitoring.lookback_minutes} min", fontsize=10)
@@ -113,16 +141,22 @@ def monitoring(ev: Evidence, params: Params) -> Figure:
                 if not s.points:
                     continue
                 pts = sorted(s.points, key=lambda p: p.t)
-                label = k.rsplit("_", 1)[-1] if len(keys) > 1 else ",".join(f"{v}" for v in s.labels.values())
+                names = [v for lk, v in s.labels.items() if lk not in ("project_id", "location", "region", "zone")]
+                label = k.rsplit("_", 1)[-1] if len(keys) > 1 else ", ".join(names)
                 ax.plot([p.t for p in pts], [p.v for p in pts], marker=".", label=label[:30])
                 drawn = True
         if key == "monitoring.connector_instances" and drawn:
-            ax.axhline(params.connector.max_instances, color="#c5221f", linestyle="--", label="required max")
+            ax.axhline(params.connector.max_instances, color="#c5221f", linestyle="--",
+                       label=f"required max ({params.connector.max_instances})")
+            ax.set_ylim(bottom=0)
         if drawn:
+            ax.set_xlim(*window)
+            ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
             ax.legend(fontsize=7)
-            ax.tick_params(axis="x", labelsize=7, rotation=20)
+            ax.tick_params(axis="x", labelsize=7)
         else:
-            _note(ax, "no data" + (f": {problems[0][:120]}" if problems else ""))
+            _note(ax, f"no points in the last {params.monitoring.lookback_minutes} min"
+                  + (f":\n{problems[0][:120]}" if problems else "\n(a new or idle resource reports none)"))
     return fig
 
 
@@ -137,8 +171,10 @@ def golden_waterfall(steps: list[dict], *, time_scale: float = 1.0) -> Figure:
         start, dur = step["start_s"] / time_scale, max(step["duration_s"], 1e-4) / time_scale
         colour = "#34a853" if step["ok"] else "#ea4335"
         ax.barh(row, dur, left=start, color=colour)
-        ax.text(start + dur, row, f"  {dur:.2f} s" + ("" if step["ok"] else f"  {step.get('reason', '')[:60]}"),
+        ax.text(start + dur, row, f"  {dur:.2f} s" + ("" if step["ok"] else f"  {step.get('reason', '')[:48]}"),
                 va="center", fontsize=8)
+    end = max(s["start_s"] + s["duration_s"] for s in steps) / time_scale
+    ax.set_xlim(0, end * 1.6 or 1)  # room for the labels
     ax.set_yticks(range(len(steps)), [s["name"] for s in steps], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("real-world seconds since the golden path started")
