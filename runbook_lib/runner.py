@@ -111,6 +111,8 @@ def _execute(phase: str, run_dir: Path, params_file: Path, *, progress: bool) ->
             log_output=True,
             request_save_on_cell_execute=True,
             execution_timeout=900,
+            # the kernel talks to us over loopback only; its "TCP without encryption" notice is noise here
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
     except PapermillExecutionError as exc:
         raise RunError(

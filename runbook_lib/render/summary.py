@@ -66,10 +66,13 @@ def build_summary(doc: dict[str, Any], params: Params, *, links: bool = True) ->
         if good:
             out.append(f"✅ {ok_text} <sub>({len(rs)} checks: {_ids(rs)})</sub>")
         else:
-            bad = [r for r in rs if r["status"] not in GOOD]
-            why = "; ".join(f"`{r['id']}` {r['status']}: {r['reason'] or r['observed']}" for r in bad[:4]) or "no checks ran"
-            more = f" (+{len(bad) - 4} more)" if len(bad) > 4 else ""
-            out.append(f"❌ {bad_text}: {why}{more}")
+            bad = [r for r in rs if r["status"] in ("FAIL", "ERROR")]
+            unverified = [r for r in rs if r["status"] == "SKIP"]
+            shown = bad or unverified
+            why = "; ".join(f"`{r['id']}` {r['status']}: {r['reason'] or r['observed']}" for r in shown[:4]) or "no checks ran"
+            more = f" (+{len(shown) - 4} more)" if len(shown) > 4 else ""
+            skipped = f" ({len(unverified)} not verified)" if bad and unverified else ""
+            out.append(f"❌ {bad_text}: {why}{more}{skipped}")
     out.append("")
     if healthy:
         out.append("🚀 Development team: ready for service deployment.")
