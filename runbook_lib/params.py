@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ParameterError
+from .validation import explain
 
 NAME = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"  # GCP resource names
 DOMAIN = r"^(\*\.)?([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,}$"
@@ -446,40 +447,8 @@ def _resolve_paths(data: dict, base: Path, only: str | None = None) -> None:
 
 
 def _one_line(exc: ValidationError, source: str) -> ParameterError:
-    err = exc.errors()[0]
-    loc = [str(x) for x in err["loc"]]
-    msg = err["msg"]
-    # Our own validators say "field: message" to point at the precise key of a cross-field rule.
-    if err["type"] == "value_error":
-        msg = msg.removeprefix("Value error, ")
-        head, sep, rest = msg.partition(": ")
-        if sep and re.match(r"^[a-z_.]+$", head):
-            loc = head.split(".") if "." in head else loc + [head]
-            msg = rest
-        expected = msg
-    elif err["type"] == "extra_forbidden":
-        expected = "unknown key" + _known_keys_hint(loc)
-    elif err["type"] == "missing":
-        expected = "required key is missing"
-    else:
-        expected = msg.replace("Input should be", "expected").replace("String should", "expected to")
-        if "input" in err and not isinstance(err["input"], (dict, list)):
-            expected += f", got {err['input']!r}"
-    more = len(exc.errors()) - 1
-    if more:
-        expected += f" (and {more} more problem{'s' if more > 1 else ''})"
-    return ParameterError(source, ".".join(loc) or "(top level)", expected)
-
-
-def _known_keys_hint(loc: list[str]) -> str:
-    model: type[BaseModel] = Params
-    for part in loc[:-1]:
-        field = model.model_fields.get(part)
-        ann = getattr(field, "annotation", None)
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
-            return ""
-        model = ann
-    return f" (expected one of: {', '.join(model.model_fields)})"
+    key, expected = explain(exc, Params)
+    return ParameterError(source, key, expected)
 
 
 def dump_params(params: Params) -> str:

@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import ScenarioError
+from ..validation import explain
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 
@@ -219,38 +220,5 @@ def validate_scenario(data: dict[str, Any], source: str) -> Scenario:
 
 
 def _one_line(exc: ValidationError, source: str) -> ScenarioError:
-    err = exc.errors()[0]
-    # Drop pydantic's union-branch markers ("list[str]", "int") from the location.
-    loc = [str(x) for x in err["loc"] if not (isinstance(x, str) and ("[" in x or x in ("int", "str")))]
-    msg = err["msg"]
-    if err["type"] == "value_error":
-        msg = msg.removeprefix("Value error, ")
-        head, sep, rest = msg.partition(": ")
-        if sep and re.match(r"^[a-z_.]+$", head):
-            loc = head.split(".") if "." in head else loc + [head]
-            msg = rest
-        expected = msg
-    elif err["type"] == "extra_forbidden":
-        expected = "unknown key" + _known_keys_hint(loc)
-    elif err["type"] == "missing":
-        expected = "required key is missing"
-    else:
-        expected = msg.replace("Input should be", "expected").replace("String should", "expected to")
-        if "input" in err and not isinstance(err["input"], (dict, list)):
-            expected += f", got {err['input']!r}"
-    return ScenarioError(f"{source}: {'.'.join(loc) or '(top level)'}: {expected}")
-
-
-def _known_keys_hint(loc: list[str]) -> str:
-    model: type[BaseModel] = Scenario
-    for part in loc[:-1]:
-        if part.isdigit():
-            continue
-        ann = getattr(model.model_fields.get(part), "annotation", None)
-        args = getattr(ann, "__args__", ())
-        candidates = [ann, *args]
-        nested = next((a for a in candidates if isinstance(a, type) and issubclass(a, BaseModel)), None)
-        if nested is None:
-            return ""
-        model = nested
-    return f" (expected one of: {', '.join(model.model_fields)})"
+    key, expected = explain(exc, Scenario, count_more=False)
+    return ScenarioError(f"{source}: {key}: {expected}")
