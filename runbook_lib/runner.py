@@ -50,7 +50,7 @@ def run(
     echo=print,
 ) -> RunOutcome:
     params = load_params(params_file, overrides)            # 1. validate: exit 2 before any kernel
-    root = Path(out)
+    root = Path(out).resolve()  # the kernels run in notebooks/, so every path we hand them is absolute
     run_dir = report.new_run_dir(root, params.target.name)  # 2. a fresh folder, INCOMPLETE until the end
     _update_index(root, run_dir)
     outcome = RunOutcome(run_dir=run_dir, state="FAILED")

@@ -75,3 +75,16 @@ def test_runs_never_overwrite_each_other(replay_run, tmp_path):
     assert len(runs) == 2
     html = (out / "index.html").read_text()
     assert all(r.name in html for r in runs)
+
+
+def test_relative_out_folder_works_from_the_repository_root(tmp_path):
+    """`make demo` passes no --out: the default relative `reports` must reach the kernels too."""
+    import shutil
+
+    work = tmp_path / "checkout"
+    shutil.copytree(ROOT / "parameters", work / "parameters")
+    shutil.copytree(ROOT / "examples", work / "examples")
+    proc = runbook("run", "--params", "parameters/replay.yaml", "--phase", "1", "--out", "reports", "--no-progress",
+                   cwd=work)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert (work / "reports" / "latest" / "results.json").exists()
