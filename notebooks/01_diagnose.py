@@ -156,3 +156,15 @@ rb.tables.faults_frame(results)
 
 # %% tags=["nbval-check-output"]
 verdict = phase.finish(results)
+
+# %% [markdown]
+# ## 10. Re-run one probe
+#
+# After a fix, or to watch a flapping dependency, run a single probe again without gathering
+# everything: set `probe_key` to any key of `evidence.probes` (`postgres.connect`,
+# `tls.api-staging.netrasystems.ai`, `http.api-staging.netrasystems.ai/health`…) and re-run the
+# cell. A replay target shows what was recorded instead.
+
+# %%
+probe_key = "postgres.connect"
+phase.probe_again(probe_key)

@@ -67,6 +67,21 @@ class NetworkEnvironment:
 
         return await gather(self, phase, progress=progress, golden_path=golden_path)
 
+    async def probe(self, key: str, evidence: Evidence | None = None):
+        """Run one probe of the phase-1 plan again, now (e.g. ``postgres.connect``)."""
+        from .collect import probe_plan
+
+        host = self.params.cloudsql.host
+        if not host and evidence is not None:
+            from .collect import _private_ip
+
+            host = _private_ip(evidence.api.get("sqladmin.instance"))
+        jobs = probe_plan(self.params, self.net(), db_host=host)
+        if key not in jobs:
+            raise EnvironmentError_(f"no probe {key!r}; choose one of: {', '.join(jobs)}")
+        result = await jobs[key]()
+        return result if isinstance(result, list) else [result]
+
 
 class ReplayEnvironment:
     """Recorded evidence: ``<evidence_dir>/<phase>/`` (falling back to the diagnosis)."""
@@ -91,6 +106,13 @@ class ReplayEnvironment:
         if progress:
             progress("loaded recorded evidence", 1, 1)
         return ev
+
+    async def probe(self, key: str, evidence: Evidence | None = None):
+        """Recorded evidence cannot be probed again: the recorded samples are the answer."""
+        ev = evidence or Evidence.load(self.phase_folder("diagnose"))
+        if key not in ev.probes:
+            raise EnvironmentError_(f"no recorded probe {key!r}; recorded: {', '.join(ev.probes)}")
+        return ev.probes[key]
 
     def api(self):
         raise EnvironmentError_(

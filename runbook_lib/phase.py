@@ -61,6 +61,13 @@ class Phase:
         )
         return ev
 
+    def probe_again(self, key: str):
+        """One probe, run again now (live and sandbox targets); replay shows what was recorded."""
+        samples = run_sync(self.env.probe(key, self.evidence))
+        from .render.tables import probe_frame
+
+        return probe_frame(samples)
+
     # -- judge ------------------------------------------------------------------------------
     def evaluate(self, evidence: Evidence | None = None) -> ResultSet:
         from .checks import evaluate_all

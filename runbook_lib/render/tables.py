@@ -111,3 +111,13 @@ def audit_frame(report) -> pd.DataFrame:
     rows = [{"action": e.action, "outcome": e.outcome, "requests": "\n".join(e.requests), "error": e.error,
              "rollback": e.rollback if e.outcome == "applied" else ""} for e in report.audit]
     return pd.DataFrame(rows, columns=["action", "outcome", "requests", "error", "rollback"])
+
+
+def probe_frame(samples) -> pd.DataFrame:
+    """Probe samples as rows: outcome, reason, every phase in milliseconds, detail."""
+    rows = []
+    for r in samples:
+        rows.append({"target": r.target, "ok": r.ok, "reason": r.reason.value if r.reason else "",
+                     **{f"{k} ms": round(v * 1000, 1) for k, v in r.phases.items()},
+                     "total ms": round(r.total_s * 1000, 1), "detail": r.detail})
+    return pd.DataFrame(rows)
