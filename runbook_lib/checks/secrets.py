@@ -2,8 +2,6 @@
 expire. Metadata only: no value is read, shown or stored here."""
 from __future__ import annotations
 
-from typing import Mapping
-
 from ..evidence import Evidence
 from ..gcp import secretmanager
 from ..gcp.secretmanager import Secret, latest, versions_of
@@ -25,7 +23,7 @@ def evaluate(ev: Evidence, params: Params) -> list[CheckResult]:
     present = {s.name: s for s in secretmanager.secrets_of(listed.body)}
     results += [secret(name, present.get(name), ev, params) for name in params.secrets.required]
     results.append(count(dict(zip(params.secrets.required, results)), params))
-    return results
+    return results + value_format_results(ev, params)
 
 
 def _id(name: str) -> str:
@@ -116,10 +114,22 @@ def count(by_name: dict[str, CheckResult], params: Params) -> CheckResult:
     return make(cid, title, PASS, observed=observed, expected=expected, evidence=[LIST])
 
 
-def value_format_results(values: Mapping[str, str], params: Params) -> list[CheckResult]:
-    """Hook for ``secrets.<name>.format`` checks when ``secrets.inspect_values`` is true.
-
-    Not implemented yet: the runbook does not read secret values. When it does, values must arrive
-    here in memory only (never in evidence) and results must describe formats, never contents.
-    """
-    return []
+def value_format_results(ev: Evidence, params: Params) -> list[CheckResult]:
+    """``secrets.<name>.format`` when ``secrets.inspect_values`` was on: judged from the verdicts
+    recorded in memory at gather time (shapes and reasons; the evidence never holds a value)."""
+    rec = ev.api.get(secretmanager.FORMATS)
+    if rec is None:
+        return []
+    out = []
+    for name, v in ((rec.body or {}).get("formats") or {}).items():
+        cid, title = f"{_id(name)}.format", f"Secret {name} is well formed"
+        if "error" in v:
+            out.append(make(cid, title, Status.ERROR, reason=f"could not read the value: {v['reason']}",
+                            evidence=[secretmanager.FORMATS]))
+        elif v["ok"]:
+            out.append(make(cid, title, PASS, observed=v["shape"], evidence=[secretmanager.FORMATS]))
+        else:
+            out.append(make(cid, title, FAIL, observed=v["shape"], reason=v["reason"], evidence=[secretmanager.FORMATS],
+                            remediation=f'add a correct version: `printf %s "$VALUE" | gcloud secrets versions add {name} '
+                                        f"--data-file=- --project {params.project}` (value from its owner)"))
+    return out

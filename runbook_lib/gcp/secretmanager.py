@@ -12,6 +12,7 @@ person at apply time and travels only inside ``ApiCall.secret``), enable a disab
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -23,6 +24,7 @@ from .api import ApiCall, ApiClient, last_segment
 from .timefmt import parse_time
 
 SECRETS = "secretmanager.secrets"
+FORMATS = "secretmanager.valueFormats"  # opt-in verdicts only, never values
 VERSIONS = "secretmanager.versions"  # + ".<secret>"
 
 ENABLED, DISABLED, DESTROYED = "ENABLED", "DISABLED", "DESTROYED"
@@ -48,7 +50,41 @@ async def gather(api: ApiClient, params: Params) -> dict[str, ApiRecord]:
         for name in wanted
     ))
     out.update({versions_key(name): rec for name, rec in zip(wanted, answers)})
+    if params.secrets.inspect_values:
+        out[FORMATS] = await inspect_formats(api, params, wanted)
     return out
+
+
+async def inspect_formats(api: ApiClient, params: Params, names: list[str]) -> ApiRecord:
+    """Opt-in: read each latest value IN MEMORY, keep only a format verdict (never the value).
+
+    The access response never leaves this function; the record holds shapes and reasons only.
+    """
+    import base64
+
+    from .. import redact
+    from ..errors import ApiError
+    from ..secret_formats import verdict
+
+    started = time.perf_counter()
+
+    async def one(name: str) -> tuple[str, dict]:
+        try:
+            answer = await api.request("GET", "secretmanager", f"{secrets_path(params)}/{name}/versions/latest:access")
+            value = base64.b64decode((answer.get("payload") or {}).get("data") or "").decode("utf-8", "replace")
+        except ApiError as exc:
+            return name, {"error": exc.kind, "reason": str(exc)}
+        except ValueError:
+            return name, {"ok": False, "shape": "not base64", "reason": "the payload is not valid base64"}
+        redact.register(value)
+        ok, shape, reason = verdict(name, value, deprecated_patterns=params.cloud_run.deprecated_domain_patterns)
+        del value, answer
+        return name, {"ok": ok, "shape": shape, "reason": reason}
+
+    results = dict(await asyncio.gather(*(one(n) for n in names)))
+    return ApiRecord(key=FORMATS, method="GET", url=f"{secrets_path(params)}/*/versions/latest:access",
+                     ok=True, status=200, body={"formats": results},
+                     elapsed_s=round(time.perf_counter() - started, 4))
 
 
 def secrets_of(body: dict | None) -> list["Secret"]:

@@ -106,6 +106,8 @@ def canary_value(secret_id: str) -> str:
         return f"postgresql://app:{token}@{SQL_PRIVATE_IP}:5432/app"
     if "redis" in secret_id:
         return f"redis://:{token}@10.103.1.4:6379/0"
+    if "cors" in secret_id:
+        return f"https://{token}.example.com,https://console.example.com"
     return token
 
 

@@ -80,8 +80,23 @@ def test_list_failure_errors_every_secret():
     assert len(rs) == 11 and all(r.status is Status.SKIP for r in rs)
 
 
-def test_format_hook_exists_and_reads_nothing_yet():
-    assert secrets.value_format_results({"redis-url": "redis://x"}, PARAMS) == []
+def test_no_format_checks_unless_values_were_inspected():
+    assert secrets.value_format_results(healthy_evidence(), PARAMS) == []
+
+
+def test_format_verdicts_become_results_without_values():
+    from runbook_lib.evidence import ApiRecord
+
+    ev = healthy_evidence()
+    ev.api["secretmanager.valueFormats"] = ApiRecord(key="secretmanager.valueFormats", ok=True, body={"formats": {
+        "database-url": {"ok": True, "shape": "postgresql URL, host set, 44 chars", "reason": ""},
+        "jwt-secret-staging": {"ok": False, "shape": "12 chars", "reason": "shorter than 32 characters"},
+        "redis-url": {"error": "permission", "reason": "needs roles/secretmanager.secretAccessor"},
+    }})
+    rs = {r.id: r for r in secrets.value_format_results(ev, PARAMS)}
+    assert rs["secrets.database-url.format"].status is Status.PASS
+    assert rs["secrets.jwt-secret-staging.format"].status is Status.FAIL and rs["secrets.jwt-secret-staging.format"].remediation
+    assert rs["secrets.redis-url.format"].status is Status.ERROR
 
 
 # -- cloud run ---------------------------------------------------------------------------------------
