@@ -1,14 +1,41 @@
 """runbook: diagnose, remediate and hand back the GCP staging environment of incident #1278.
 
-The public surface for notebooks and scripts is re-exported here; everything else is internal.
+The public surface for notebooks and scripts is re-exported here, lazily: the CLI runner and the
+sandbox process import ``runbook_lib.<module>`` without paying for pandas and matplotlib, which
+only notebooks (tables and plots) need.
 """
-from .errors import RunbookError, ParameterError, ApiError, RemediationError, GitHubError, RunError
-from .params import Params, load_params
-from .results import CheckResult, ResultSet, Severity, Status, Verdict, root_causes
-from .phase import Phase
-from .render import plots, tables
-from .render.tables import show
-from .golden_path import waterfall_steps as golden_steps
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from .errors import ApiError, GitHubError, ParameterError, RemediationError, RunbookError, RunError
+
+_LAZY = {
+    "Params": ("params", "Params"), "load_params": ("params", "load_params"),
+    "CheckResult": ("results", "CheckResult"), "ResultSet": ("results", "ResultSet"),
+    "Severity": ("results", "Severity"), "Status": ("results", "Status"), "Verdict": ("results", "Verdict"),
+    "root_causes": ("results", "root_causes"),
+    "Phase": ("phase", "Phase"),
+    "plots": ("render.plots", None), "tables": ("render.tables", None),
+    "show": ("render.tables", "show"),
+    "golden_steps": ("golden_path", "waterfall_steps"),
+}
+
+if TYPE_CHECKING:  # for readers and type checkers; at run time these load on first use
+    from .golden_path import waterfall_steps as golden_steps
+    from .params import Params, load_params
+    from .phase import Phase
+    from .render import plots, tables
+    from .render.tables import show
+    from .results import CheckResult, ResultSet, Severity, Status, Verdict, root_causes
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'runbook_lib' has no attribute {name!r}") from None
+    mod = import_module(f".{module}", __name__)
+    return mod if attr is None else getattr(mod, attr)
 
 
 def summary_markdown(phase: "Phase"):
@@ -17,9 +44,10 @@ def summary_markdown(phase: "Phase"):
 
     return Markdown((phase.report_dir / "summary.md").read_text())
 
+
 __all__ = [
     "ApiError", "CheckResult", "GitHubError", "ParameterError", "Params", "Phase", "RemediationError",
-    "ResultSet", "RunError", "golden_steps", "summary_markdown", "RunbookError", "Severity", "Status", "Verdict", "load_params", "plots",
-    "root_causes", "show", "tables",
+    "ResultSet", "RunError", "RunbookError", "Severity", "Status", "Verdict", "golden_steps", "load_params",
+    "plots", "root_causes", "show", "summary_markdown", "tables",
 ]
 __version__ = "0.1.0"

@@ -165,9 +165,8 @@ async def _negotiate_tls(run: Attempt, reader: asyncio.StreamReader, writer: asy
         raise ProbeFailure(Reason.protocol, f"server does not support SSL (sslmode={sslmode} requires it)")
     if answer != b"S":
         raise ProbeFailure(Reason.protocol, f"not a PostgreSQL server (answered {answer!r} to SSLRequest)")
-    context = net.ssl_context(verify=sslmode != "require")
-    if sslmode == "verify-ca":
-        context.check_hostname = False  # chain only, like libpq's verify-ca
+    # verify-ca checks the chain only (libpq's meaning); verify-full checks the name too.
+    context = net.ssl_context(verify=sslmode != "require", check_hostname=sslmode == "verify-full")
     ssl_object = await run.start_tls(writer, context, server_name, begin=False)
     run.info["ssl"] = True
     run.info["cert"] = certificate_info(ssl_object.getpeercert(binary_form=True),
@@ -283,11 +282,22 @@ async def probe(
 async def sample(
     target: str, net: NetContext, deadline_s: float, samples: int, concurrency: int, **options: Any,
 ) -> list[ProbeResult]:
-    """``samples`` probes, at most ``concurrency`` at a time, each with its own deadline and start."""
-    gate = asyncio.Semaphore(max(1, concurrency))
+    """``samples`` probes in waves of ``concurrency``, each with its own deadline and start.
 
-    async def one() -> ProbeResult:
-        async with gate:
-            return await probe(target, net, deadline_s, **options)
-
-    return list(await asyncio.gather(*(one() for _ in range(samples))))
+    A dead path must cost one deadline, not one per wave: when every sample of a wave timed out,
+    the samples not yet started are recorded as timeouts that were not attempted.
+    """
+    width = max(1, concurrency)
+    results: list[ProbeResult] = []
+    while len(results) < samples:
+        wave = min(width, samples - len(results))
+        done = await asyncio.gather(*(probe(target, net, deadline_s, **options) for _ in range(wave)))
+        results.extend(done)
+        if all(r.reason is Reason.timeout for r in done) and len(results) < samples:
+            skipped = samples - len(results)
+            results.extend(
+                ProbeResult(protocol="postgres", target=target, ok=False, reason=Reason.timeout,
+                            started_s=net.since_start(), info={"attempted": False},
+                            detail=f"not attempted: the previous {wave} samples all timed out (deadline {deadline_s:g} s)")
+                for _ in range(skipped))
+    return results

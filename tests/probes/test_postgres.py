@@ -225,3 +225,13 @@ def test_saslprep_rfc4013_examples() -> None:
     assert saslprep("\u2168") == "IX"
     assert saslprep("a\u00a0b") == "a b"         # non-ASCII space mapped to space
     assert saslprep("\u0007") == "\u0007"        # prohibited: PostgreSQL then uses it as is
+
+
+def test_a_dead_path_costs_one_deadline_not_one_per_wave(blackhole: int, net) -> None:
+    """After a whole wave times out, the remaining samples are recorded, not waited for."""
+    results = asyncio.run(postgres.sample(f"127.0.0.1:{blackhole}", net, 0.3, samples=10, concurrency=2,
+                                          **app_options()))
+    assert len(results) == 10 and all(r.reason is Reason.timeout for r in results)
+    attempted = [r for r in results if r.info.get("attempted", True)]
+    assert len(attempted) == 2
+    assert all("not attempted" in r.detail for r in results if r not in attempted)
