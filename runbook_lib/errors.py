@@ -29,7 +29,8 @@ class ParameterError(RunbookError):
 
     def __init__(self, source: str, key: str, expected: str):
         self.source, self.key, self.expected = source, key, expected
-        super().__init__(f"{source}: {key}: {expected}")
+        # One line, always: a value echoed from a file or a flag may hold line breaks.
+        super().__init__(" ".join(f"{source}: {key}: {expected}".split()))
 
 
 class ScenarioError(RunbookError):

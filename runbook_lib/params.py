@@ -362,7 +362,8 @@ def load_params(
     except ParameterError as err:
         # Blame the override when the bad key is one the command line set.
         for key, value in items:
-            if err.key == key or err.key.startswith(key + "."):
+            related = err.key == key or err.key.startswith(key + ".") or key.startswith(err.key + ".")
+            if related:
                 raise ParameterError(f"-p {key}={value}", err.key, err.expected) from None
         raise
 
@@ -380,7 +381,8 @@ def _read_layered(path: Path, source: str, seen: tuple[Path, ...]) -> dict:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "(file)"
-        raise ParameterError(source, where, f"expected valid YAML ({getattr(exc, 'problem', exc)})") from None
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or str(exc).splitlines()[0]
+        raise ParameterError(source, where, f"expected valid YAML ({problem})") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -120,7 +120,9 @@ def _execute(phase: str, run_dir: Path, params_file: Path, *, progress: bool) ->
             f"(see {output.name})"
         ) from None
     except RuntimeError as exc:  # dead kernel, kernel that never started
-        raise RunError(f"phase {phase}: the notebook kernel died or did not start ({redact.text(str(exc))[:200]})") from None
+        why = f"the notebook kernel died or did not start ({redact.text(str(exc))[:200]})"
+        _mark_dead_kernel(output, why)
+        raise RunError(f"phase {phase}: {why}") from None
     finally:
         log.info("phase %s took %.1f s", phase, time.perf_counter() - started)
         if output.exists():
@@ -130,6 +132,31 @@ def _execute(phase: str, run_dir: Path, params_file: Path, *, progress: bool) ->
                 notebook_to_html(output)
             except Exception as exc:  # a rendering problem must not hide the run's outcome
                 log.error("could not render %s: %s", output.name, exc)
+
+
+def _mark_dead_kernel(notebook: Path, why: str) -> None:
+    """papermill records nothing when the kernel dies; say so where a reader will look.
+
+    The cell that was running gets an error output, and a banner goes on top, as papermill does
+    for an exception in a cell.
+    """
+    import nbformat
+
+    if not notebook.exists():
+        return
+    nb = nbformat.read(notebook, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    started = [c for c in code if c.get("metadata", {}).get("papermill", {}).get("status") != "pending"]
+    victim = started[-1] if started else (code[0] if code else None)
+    if victim is not None:
+        victim.outputs.append(nbformat.v4.new_output(
+            "error", ename="DeadKernelError", evalue=f"the kernel died while this cell ran: {why}",
+            traceback=[f"DeadKernelError: the kernel died while this cell ran: {why}"]))
+    banner = nbformat.v4.new_markdown_cell(
+        f'<span style="color:red;font-size:2em">The kernel died while running this notebook.</span>\n\n{why}')
+    banner.metadata["tags"] = ["runbook-error"]
+    nb.cells.insert(0, banner)
+    atomic_write_text(notebook, nbformat.writes(nb))
 
 
 def _finish(run_dir: Path, root: Path, params: Params, outcome: RunOutcome) -> None:
