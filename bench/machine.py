@@ -51,6 +51,26 @@ def _tool_version(argv: list[str]) -> str:
         return "unavailable"
 
 
+SOURCES = ("runbook_lib", "notebooks", "parameters")
+
+
+def code_state(repo: Path) -> dict[str, Any]:
+    """Which code was measured: the commit, uncommitted changes, the newest source file's mtime
+    (compared at the end of a run: another session may edit the code while the bench runs)."""
+    def git(*args: str) -> str:
+        try:
+            out = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=10)
+            return out.stdout.strip() if out.returncode == 0 else ""
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    newest = max((p.stat().st_mtime for d in SOURCES for p in (repo / d).rglob("*")
+                  if p.is_file() and "__pycache__" not in p.parts), default=0.0)
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "uncommitted": [ln[3:] for ln in git("status", "--porcelain", "--", *SOURCES).splitlines()],
+            "newest_source_mtime": newest}
+
+
 def describe() -> dict[str, Any]:
     model, count = _cpuinfo()
     try:

@@ -15,6 +15,7 @@ class Row:
     target: str
     met: bool | None          # None: no target, reported for information
     explanation: str = ""
+    profile: str = ""         # the profile (bench.profiling.PROFILERS) that explains a miss
 
     @property
     def verdict(self) -> str:
@@ -47,4 +48,4 @@ def table(header: list[str], lines: list[list[Any]]) -> str:
 
 
 def rows_to_dicts(rows: list[Row]) -> list[dict[str, Any]]:
-    return [asdict(r) for r in rows]
+    return [{k: v for k, v in asdict(r).items() if k != "profile"} for r in rows]

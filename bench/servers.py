@@ -122,7 +122,7 @@ async def _serve(spec: Spec, workdir: Path, pg: Any) -> None:
     cert, key = ca.issue("server", [HOSTNAME, "localhost", "127.0.0.1"])
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(cert, key)
-    out: dict[str, Any] = {"ca": str(ca.ca_cert_path), "proxies": {"https": {}, "pg": {}},
+    out: dict[str, Any] = {"pid": os.getpid(), "ca": str(ca.ca_cert_path), "proxies": {"https": {}, "pg": {}},
                            "http_proxies": [], "https_proxies": []}
     servers: list[asyncio.base_events.Server] = []
     stoppable: list[Any] = []

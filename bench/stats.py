@@ -77,6 +77,23 @@ def _pss_proc(pid: int) -> int:
     return 0
 
 
+def _label(pid: int) -> str:
+    """A short name a person recognises: the module run with ``-m``, the kernel, postgres..."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return str(pid)
+    args = [a.decode(errors="replace") for a in argv if a]
+    if "-m" in args and args.index("-m") + 1 < len(args):
+        return args[args.index("-m") + 1]
+    if comm.startswith("postgres") or (args and args[0].startswith("postgres")):
+        return "postgres: " + (args[0].split(":", 1)[1].strip() if ":" in args[0] else "server")
+    if len(args) > 1 and args[1].endswith("/runbook"):
+        return "runbook " + " ".join(args[2:3])
+    return Path(args[0]).name if args else comm
+
+
 @dataclass
 class TreeMemory:
     """Peak memory of ``pid`` and its descendants while the ``with`` block runs."""
@@ -87,6 +104,7 @@ class TreeMemory:
     peak_rss: int = 0
     peak_pss: int = 0
     peak_processes: int = 0
+    peak_breakdown: list[tuple[str, int]] = field(default_factory=list)  # (process, RSS) at the RSS peak
     samples: int = 0
     method: str = ""
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -128,7 +146,10 @@ class TreeMemory:
             if pids:
                 self.samples += 1
                 self.peak_processes = max(self.peak_processes, len(pids))
-                self.peak_rss = max(self.peak_rss, sum(_rss_proc(p) for p in pids))
+                rss = {p: _rss_proc(p) for p in pids}
+                if sum(rss.values()) > self.peak_rss:
+                    self.peak_rss = sum(rss.values())
+                    self.peak_breakdown = sorted(((_label(p), r) for p, r in rss.items() if r), key=lambda x: -x[1])
                 if time.monotonic() >= next_pss:
                     self.peak_pss = max(self.peak_pss, sum(_pss_proc(p) for p in pids))
                     next_pss = time.monotonic() + self.pss_every_s
