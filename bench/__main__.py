@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench: {name} FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
             continue
         data["section_wall_s"] = round(time.perf_counter() - t, 1)
+        if not machine.same_code(doc["code"], machine.code_state(repo)):
+            doc["code"].setdefault("changed_by_end_of", []).append(name)
         doc["sections"][name] = data
         rows += section_rows
         print(f"bench: {name} done in {data['section_wall_s']:.0f} s", file=sys.stderr, flush=True)
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quick and not args.no_profile:
         _profiles(doc, rows)
     end_state = machine.code_state(repo)
-    doc["code"]["changed_during_run"] = end_state != doc["code"]
+    doc["code"]["changed_during_run"] = not machine.same_code(doc["code"], end_state)
     if doc["code"]["changed_during_run"]:
         doc["code"]["at_end"] = end_state
         print("bench: WARNING: the code changed while the bench ran; figures may mix versions", file=sys.stderr)

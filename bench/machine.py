@@ -60,15 +60,23 @@ def code_state(repo: Path) -> dict[str, Any]:
     def git(*args: str) -> str:
         try:
             out = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=10)
-            return out.stdout.strip() if out.returncode == 0 else ""
+            return out.stdout.rstrip() if out.returncode == 0 else ""  # porcelain lines start with a space
         except (OSError, subprocess.SubprocessError):
             return ""
 
     newest = max((p.stat().st_mtime for d in SOURCES for p in (repo / d).rglob("*")
                   if p.is_file() and "__pycache__" not in p.parts), default=0.0)
     return {"commit": git("rev-parse", "--short", "HEAD"),
-            "uncommitted": [ln[3:] for ln in git("status", "--porcelain", "--", *SOURCES).splitlines()],
+            "source_trees": git("rev-parse", *(f"HEAD:{d}" for d in SOURCES)).split(),
+            "uncommitted": [ln[3:] for ln in git("status", "--porcelain", "--", *SOURCES).splitlines() if ln.strip()],
             "newest_source_mtime": newest}
+
+
+def same_code(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Same measured code: the source trees, uncommitted files and newest mtime (not the commit:
+    a commit that only adds bench results changes nothing measured)."""
+    keys = ("source_trees", "uncommitted", "newest_source_mtime")
+    return all(a.get(k) == b.get(k) for k in keys)
 
 
 def describe() -> dict[str, Any]:

@@ -47,8 +47,11 @@ def _code_line(code: dict[str, Any]) -> str:
     if code.get("uncommitted"):
         line += f" with uncommitted changes to {', '.join(code['uncommitted'])}"
     if code.get("changed_during_run"):
-        line += ". **Warning: the code changed while the bench ran; figures may mix versions.**"
-    return line + "."
+        during = code.get("changed_by_end_of") or []
+        line += (". **Warning: the code changed while the bench ran"
+                 + (f" (first seen after the {during[0]} section: the sections before it measured the commit above)"
+                    if during else "") + "; figures may mix versions.**")
+    return line + ("" if line.endswith("**") else ".")
 
 
 def _end_to_end(d: dict[str, Any]) -> list[str]:

@@ -13,7 +13,7 @@ MASK = "***REDACTED***"
 
 _PATTERNS = [
     # scheme://user:password@host  -> scheme://user:***@host
-    (re.compile(r"(?P<pre>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/\s@]+:)(?P<secret>[^@\s/]+)(?=@)"), r"\g<pre>" + MASK),
+    (re.compile(r"(?P<pre>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/\s@]*:)(?P<secret>[^@\s/]+)(?=@)"), r"\g<pre>" + MASK),
     # Authorization: Bearer xxx / token xxx
     (re.compile(r"(?i)\b(bearer|token)\s+[A-Za-z0-9._~+/\-]{8,}=*"), r"\1 " + MASK),
     # password=xxx in libpq key/value strings and query strings
@@ -23,7 +23,9 @@ _PATTERNS = [
     (re.compile(r"\bya29\.[A-Za-z0-9._\-]{10,}"), MASK),
 ]
 
-_SECRET_KEYS = re.compile(r"(?i)^(password|passwd|secret|token|access_token|refresh_token|private_key|client_secret|data)$")
+_SECRET_KEYS = re.compile(r"(?i)^(password|passwd|token|access_token|refresh_token|private_key|client_secret|data)$")
+# {"name": "SMTP_PASSWORD", "value": "..."} (Cloud Run env, flags): the value is secret by its name.
+_SECRET_NAMES = re.compile(r"(?i)(password|passwd|secret|token|api_?key|private_?key|credential)")
 
 _registered: set[str] = set()
 
@@ -45,9 +47,12 @@ def text(s: str) -> str:
 def data(obj: Any, _key: str = "") -> Any:
     """Redact a JSON-like structure: secret-named keys are masked, strings are scrubbed."""
     if isinstance(obj, dict):
+        named_secret = isinstance(obj.get("name"), str) and bool(_SECRET_NAMES.search(obj["name"]))
         out = {}
         for k, v in obj.items():
             if _SECRET_KEYS.match(str(k)) and isinstance(v, (str, bytes)) and v:
+                out[k] = MASK
+            elif named_secret and k == "value" and isinstance(v, str) and v:
                 out[k] = MASK
             else:
                 out[k] = data(v, str(k))

@@ -146,7 +146,8 @@ def _mark_dead_kernel(notebook: Path, why: str) -> None:
         return
     nb = nbformat.read(notebook, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
-    started = [c for c in code if c.get("metadata", {}).get("papermill", {}).get("status") != "pending"]
+    # papermill marks every cell "completed" at the end; only cells that really ran have a start_time
+    started = [c for c in code if c.get("metadata", {}).get("papermill", {}).get("start_time")]
     victim = started[-1] if started else (code[0] if code else None)
     if victim is not None:
         victim.outputs.append(nbformat.v4.new_output(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -26,7 +27,8 @@ class _RedactingFormatter(logging.Formatter):
         return redact.text(super().format(record))
 
 
-async def serve(params_file: str, scenario_name: str, workdir: str, time_scale: float | None) -> None:
+async def serve(params_file: str, scenario_name: str, workdir: str, time_scale: float | None,
+                watch_parent: int | None = None) -> None:
     params = load_params(params_file)
     scenario = load_scenario(scenario_name)
     sandbox = Sandbox(params, scenario, Path(workdir), time_scale=time_scale)
@@ -34,12 +36,29 @@ async def serve(params_file: str, scenario_name: str, workdir: str, time_scale: 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    watcher = asyncio.ensure_future(_stop_when_gone(watch_parent, stop)) if watch_parent else None
     try:
         await sandbox.start()
         await stop.wait()
         logging.getLogger(__name__).info("stopping the sandbox")
     finally:
+        if watcher is not None:
+            watcher.cancel()
         await sandbox.stop()
+
+
+async def _stop_when_gone(pid: int, stop: asyncio.Event) -> None:
+    """A sandbox started for one run (not ``sandbox up``) must not outlive it, even a SIGKILLed one."""
+    while not stop.is_set():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            logging.getLogger(__name__).info("process %d that started this sandbox is gone: stopping", pid)
+            stop.set()
+            return
+        except PermissionError:
+            pass  # it exists, under another user
+        await asyncio.sleep(0.5)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,13 +69,15 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--scenario", required=True, help="scenario name (e.g. issue-1278) or YAML file")
     run.add_argument("--workdir", required=True, help="folder for state.json, password files, the database")
     run.add_argument("--time-scale", type=float, default=None, help="override target.time_scale")
+    run.add_argument("--watch-parent", type=int, default=None, metavar="PID",
+                     help="stop when this process is gone (runs that start their own sandbox)")
     args = parser.parse_args(argv)
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     try:
-        asyncio.run(serve(args.params, args.scenario, args.workdir, args.time_scale))
+        asyncio.run(serve(args.params, args.scenario, args.workdir, args.time_scale, args.watch_parent))
     except RunbookError as exc:
         print(f"sandbox: {redact.text(str(exc))}", file=sys.stderr)
         return 2

@@ -59,7 +59,7 @@ class RunningSandbox:
 
 
 def up(params_file: str | Path, scenario: str | None = None, workdir: str | Path = ".sandbox", *,
-       time_scale: float | None = None, timeout_s: float = 90.0) -> dict[str, Any]:
+       time_scale: float | None = None, timeout_s: float = 90.0, tied_to_me: bool = False) -> dict[str, Any]:
     """Start a sandbox; return ``state.json`` plus ``params_file`` (the effective parameters)."""
     params_file = Path(params_file).resolve()
     base = load_params(params_file)  # fail on bad parameters before spawning anything
@@ -82,6 +82,8 @@ def up(params_file: str | Path, scenario: str | None = None, workdir: str | Path
             "--scenario", scenario, "--workdir", str(workdir)]
     if time_scale is not None:
         argv += ["--time-scale", str(time_scale)]
+    if tied_to_me:
+        argv += ["--watch-parent", str(os.getpid())]
     package_root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
     with open(workdir / LOG_FILE, "ab") as log:
@@ -160,7 +162,7 @@ def running(params: Params | str | Path, scenario: str | None = None, workdir: s
     else:
         source = Path(params)
     try:
-        info = up(source, scenario, folder, time_scale=time_scale)
+        info = up(source, scenario, folder, time_scale=time_scale, tied_to_me=True)
         try:
             yield RunningSandbox(info, load_params(info["params_file"]), folder)
         finally:
