@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
+import os
 import sys
 import tempfile
 import time
@@ -51,10 +53,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: small sizes, one repetition, no profiles")
     parser.add_argument("--only", nargs="+", choices=list(SECTIONS), help="run only these sections")
     parser.add_argument("--no-profile", action="store_true", help="skip the pyinstrument profiles")
+    parser.add_argument("--render", type=Path, metavar="JSON",
+                        help="only rewrite the Markdown next to an existing results JSON (no measurement)")
     parser.add_argument("--out", type=Path, default=None,
                         help=f"results folder (default {RESULTS}; --quick: {QUICK_RESULTS})")
     args = parser.parse_args(argv)
     args.out = args.out or (QUICK_RESULTS if args.quick else RESULTS)
+    if args.render:
+        doc = json.loads(args.render.read_text())
+        args.render.with_suffix(".md").write_text(markdown.render(doc, [Row(**r) for r in doc["rows"]]))
+        return 0
 
     config = QUICK if args.quick else FULL
     chosen = args.only or list(SECTIONS)
@@ -94,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: WARNING: the code changed while the bench ran; figures may mix versions", file=sys.stderr)
     doc["rows"] = rows_to_dicts(rows)
     doc["duration_s"] = round(time.perf_counter() - started, 1)
+    doc["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]  # other sessions share the machine
     stem = started_at.date().isoformat() + ("-quick" if args.quick else "")
     write_json(args.out / f"{stem}.json", doc)
     (args.out / f"{stem}.md").write_text(markdown.render(doc, rows))

@@ -20,7 +20,9 @@ def render(doc: dict[str, Any], rows: list[Row]) -> str:
         "",
         _code_line(doc.get("code", {})),
         "",
-        f"**Run:** started {doc['started_at']}, took {doc['duration_s']:.0f} s. Figures are medians over the "
+        f"**Run:** started {doc['started_at']}, took {doc['duration_s']:.0f} s"
+        + (f", load average at the end {doc['load_average_at_end']}" if doc.get("load_average_at_end") else "")
+        + ". Figures are medians over the "
         "repetitions stated; ratios are taken within one repetition, then their median is reported. "
         f"{met} targets met, {missed} missed. How each figure is measured: `bench/README.md`.",
         "",
@@ -112,7 +114,8 @@ def _concurrency(d: dict[str, Any]) -> list[str]:
 
 
 def _accuracy(d: dict[str, Any]) -> list[str]:
-    lines = [f"## Measurement accuracy (repetitions per delay: {d['reps']})", "",
+    reps = ", ".join(f"{k} ms: {v}" for k, v in d["reps"].items())
+    lines = [f"## Measurement accuracy (repetitions per delay: {reps})", "",
              "Expected = round trips x 2 x delay. Error = measured - expected. Excess = measured(d) - measured(0) - "
              "expected (what the delay added beyond the model). Spread = run-to-run range (max - min) of probe or "
              "peer, at least 1 ms: how far the probe may trail the peer. Medians; ms.", ""]
@@ -151,7 +154,9 @@ def _profiles(profiles: dict[str, Any]) -> list[str]:
         if "imports" in p:
             lines += _imports(p)
             continue
-        lines += [f"**{name}**: {p['finding']}", ""] if p.get("finding") else []
+        from .profiling import finding
+
+        lines += [f"**{name}**: {finding(name, p)}.", ""]
         for sub in ([p] if "what" in p else [v for v in p.values() if isinstance(v, dict) and "what" in v]):
             lines += [f"### {sub['what']} ({sub['wall_s']:.2f} s, pyinstrument)", "", "Top frames by self time (s):", "",
                       "```"]
@@ -161,9 +166,9 @@ def _profiles(profiles: dict[str, Any]) -> list[str]:
 
 
 def _imports(p: dict[str, Any]) -> list[str]:
-    lines = ["### Memory: what each process of the demo imports before it works", ""]
-    if p.get("finding"):
-        lines += [p["finding"] + ".", ""]
+    from .profiling import finding
+
+    lines = ["### Memory: what each process of the demo imports before it works", "", finding("import_footprint", p) + ".", ""]
     body = []
     for role, r in p["imports"].items():
         if "error" in r:

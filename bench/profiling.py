@@ -33,10 +33,9 @@ def _summarise(profiler: Any, what: str, wall: float) -> dict[str, Any]:
     options = {"filter_threshold": 0.03}
     tree = profiler.output_text(unicode=False, color=False, processor_options=options)
     flat = profiler.output_text(unicode=False, color=False, flat=True, processor_options=options)
-    keep = lambda text, n: "\n".join(ln for ln in text.splitlines() if ln.strip())  # noqa: E731
-    top = [ln for ln in keep(flat, 0).splitlines() if ln[:1].isdigit() or ln.lstrip()[:1].isdigit()]
+    top = [ln for ln in flat.splitlines() if ln.lstrip()[:1].isdigit()]  # "0.062 pbkdf2_hmac  <built-in>"
     return {"what": what, "wall_s": round(wall, 3), "top_self": top[:TOP_LINES],
-            "tree": keep(tree, 0).splitlines()[:TREE_LINES]}
+            "tree": [ln for ln in tree.splitlines() if ln.strip()][:TREE_LINES]}
 
 
 def profile_sync(what: str, fn: Callable[[], Any]) -> dict[str, Any]:
@@ -182,20 +181,6 @@ def demo_phases(scenario: str = "issue-1278") -> dict[str, Any]:
     return out
 
 
-def sandbox_start(scenario: str = "issue-1278") -> dict[str, Any]:
-    """``runbook sandbox up`` as the parent sees it (the sandbox's own work is another process)."""
-    from runbook_lib.sandbox.manager import running
-
-    from .diagnosis import PARAMS_FILE
-
-    stack = contextlib.ExitStack()
-    try:
-        return profile_sync(f"sandbox.manager.running({scenario}) start, parent side",
-                            lambda: stack.enter_context(running(PARAMS_FILE, scenario)))
-    finally:
-        stack.close()
-
-
 def import_footprint() -> dict[str, Any]:
     from .memory import import_footprint as measure
 
@@ -203,6 +188,16 @@ def import_footprint() -> dict[str, Any]:
 
 
 IDLE = ("epoll.poll", "select", "[await]", "Event.wait", "Handle._run", "_run_once", "[self]")
+
+
+def waiting_s(summary: dict[str, Any]) -> float:
+    """Self time in the event loop's poll: the profiled code waiting for I/O, timers or sleeps."""
+    total = 0.0
+    for line in summary.get("top_self", []):
+        secs, _, rest = line.strip().partition(" ")
+        if rest.strip().startswith(("epoll.poll", "select", "[await]")):
+            total += float(secs)
+    return total
 
 
 def top_busy(summary: dict[str, Any], n: int = 2) -> list[tuple[float, str]]:
@@ -236,8 +231,10 @@ def finding(name: str, result: dict[str, Any]) -> str:
     parts = []
     for sub in subs:
         busy = top_busy(sub)
-        parts.append(f"{sub['what']} ({sub['wall_s']:.2f} s): "
-                     + (", ".join(f"{frame} {secs:.2f} s" for secs, frame in busy) or "mostly waiting"))
+        waited = waiting_s(sub)
+        parts.append(f"{sub['what']} ({sub['wall_s']:.2f} s"
+                     + (f", {waited:.2f} s of it waiting on I/O or timers" if waited >= 0.05 else "") + "): "
+                     + ("busiest " + ", ".join(f"{frame} {secs:.2f} s" for secs, frame in busy) if busy else "mostly waiting"))
     return "; ".join(parts)
 
 

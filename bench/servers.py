@@ -55,11 +55,11 @@ def bench_servers(spec: Spec, *, pg_password: str | None = None) -> Iterator[dic
             env[PASSWORD_ENV] = pg_password
         package_root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.servers", json.dumps(asdict(spec)), tmp],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(Path(tmp) / "servers.log", "wb"),
-            env=env, cwd=package_root,
-        )
+        with open(Path(tmp) / "servers.log", "wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "bench.servers", json.dumps(asdict(spec)), tmp],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, cwd=package_root,
+            )
         try:
             ports = _read_ready_line(proc, Path(tmp) / "servers.log")
             yield ports

@@ -347,8 +347,13 @@ class Attempt:
 
 async def resolve_addresses(host: str, port: int) -> list[tuple[str, int]]:
     """DNS for ``host``: unique ``(address, port)`` pairs in the resolver's order."""
+    import ipaddress
     import socket
 
+    try:  # an IP literal needs no resolver (and no trip through the thread pool)
+        return [(str(ipaddress.ip_address(host.strip("[]"))), port)]
+    except ValueError:
+        pass
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     seen: list[tuple[str, int]] = []
