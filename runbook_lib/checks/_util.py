@@ -4,7 +4,8 @@ Nothing here does I/O or reads the clock; ``now`` always comes from the evidence
 """
 from __future__ import annotations
 
-import math
+from ..stats import percentile  # noqa: F401  (re-exported for the check modules)
+
 import re
 from collections import Counter
 from datetime import datetime
@@ -86,14 +87,6 @@ def fmt_limit(real_seconds: float, time_scale: float) -> str:
     return text
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile (q in 0..100) of a non-empty sequence."""
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    rank = (len(ordered) - 1) * q / 100
-    low, high = math.floor(rank), math.ceil(rank)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def reasons_counted(samples: Iterable[ProbeResult]) -> str:

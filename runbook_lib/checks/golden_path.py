@@ -11,6 +11,7 @@ import statistics
 from ..evidence import Evidence
 from ..params import Params
 from ..results import CheckResult, Severity, Status
+from ..stats import percentile
 
 COMPONENT = "golden_path"
 UPSTREAM = ["connector", "cloudsql", "certificates", "load_balancer", "secrets", "cloud_run"]
@@ -119,8 +120,8 @@ def _requests(ev: Evidence, params: Params, scale: float) -> list[CheckResult]:
     key = ["golden.requests"]
     if not reqs:
         return [_r("golden.api_latency", "API responses < 5 s", Status.SKIP, reason="no API requests were made", evidence=key)]
-    times = sorted(r.total_s for r in reqs)
-    p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
+    times = [r.total_s for r in reqs]
+    p95 = percentile(times, 95)
     limit = params.scaled(params.thresholds.api_response_s)
     bad = [r for r in reqs if not r.ok]
     rate = 100.0 * len(bad) / len(reqs)

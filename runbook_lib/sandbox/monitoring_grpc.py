@@ -18,6 +18,8 @@ In a blackout the call is accepted and never answered: it ends at the client's d
 """
 from __future__ import annotations
 
+from ..stats import percentile
+
 import asyncio
 import base64
 import datetime as dt
@@ -145,13 +147,7 @@ class Aligned:
     value: float | list[float]
 
 
-def _percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    if len(ordered) == 1:
-        return ordered[0]
-    pos = (len(ordered) - 1) * q / 100.0
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
 
 
 def _numbers(points: list[Point]) -> list[float]:
@@ -192,7 +188,7 @@ def _align(series: Series, aligner: int, period: float, start: float, end: float
         values = _numbers(group)
         value: float | list[float]
         if aligner in PERCENTILES:
-            value = _percentile(values, PERCENTILES[aligner])
+            value = percentile(values, PERCENTILES[aligner])
         elif aligner in (Aligner.ALIGN_MEAN, Aligner.ALIGN_INTERPOLATE):
             value = sum(values) / len(values)
         elif aligner == Aligner.ALIGN_MAX:
@@ -233,7 +229,7 @@ def _reduce(rows: list[tuple[Series, list[Aligned], int, int]], reducer: int, gr
         for end in sorted(by_end, reverse=True):
             xs = by_end[end]
             if reducer in REDUCER_PERCENTILES:
-                v, vtype = _percentile(xs, REDUCER_PERCENTILES[reducer]), VType.DOUBLE
+                v, vtype = percentile(xs, REDUCER_PERCENTILES[reducer]), VType.DOUBLE
             elif reducer == Reducer.REDUCE_MEAN:
                 v, vtype = sum(xs) / len(xs), VType.DOUBLE
             elif reducer == Reducer.REDUCE_MAX:
