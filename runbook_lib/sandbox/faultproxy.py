@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Callable, Literal
 
 from runbook_lib.sandbox.dataplane_view import ProxyMode, ProxyPolicy
+from runbook_lib.sandbox.listener import Listener
 
 log = logging.getLogger(__name__)
 
@@ -113,31 +114,17 @@ class FaultProxy:
         self.port = 0
         self.records: list[ConnectionRecord] = []
         self._policy = policy
-        self._server: asyncio.base_events.Server | None = None
+        self._listener = Listener(self._on_accept, host=host)
         self._admission = _Admission()
         self._ids = itertools.count(1)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> int:
-        self._server = await asyncio.start_server(self._on_accept, self.host, 0)
-        self.port = self._server.sockets[0].getsockname()[1]
+        self.port = await self._listener.start()
         return self.port
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for writer in list(self._writers):
-            writer.transport.abort()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=5)
-        if self._server is not None:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._server.wait_closed(), 5)
-            self._server = None
+        await self._listener.stop()
 
     async def __aenter__(self) -> FaultProxy:
         await self.start()
@@ -164,10 +151,6 @@ class FaultProxy:
 
     # -- per connection --------------------------------------------------------------------
     async def _on_accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        self._writers.add(writer)
         record: ConnectionRecord | None = None
         try:
             policy = self._policy()  # read per new connection: control-plane changes apply next time
@@ -180,12 +163,10 @@ class FaultProxy:
         except (asyncio.CancelledError, OSError):  # stop(), or a peer reset the connection
             if record is not None:
                 record.outcome = record.outcome or self._outcome_when_cut(record)
+            raise
         finally:
             if record is not None:
                 record.closed_at = time.monotonic()
-            writer.transport.abort()
-            self._writers.discard(writer)
-            self._tasks.discard(task)
 
     @staticmethod
     def _outcome_when_cut(record: ConnectionRecord) -> Outcome:
@@ -214,7 +195,7 @@ class FaultProxy:
             except (OSError, asyncio.TimeoutError) as exc:
                 log.warning("fault proxy: upstream %s:%s unreachable (%s)", *self.upstream, type(exc).__name__)
                 return "upstream_refused"
-            self._writers.add(up_writer)
+            self._listener.track(up_writer)
             record.upstream_connected_at = time.monotonic()
             try:
                 up_writer.write(early)  # sent while queued for a slot: it has waited already
@@ -222,7 +203,7 @@ class FaultProxy:
                 await _splice(reader, writer, up_reader, up_writer, record.delay_s, record)
             finally:
                 up_writer.transport.abort()
-                self._writers.discard(up_writer)
+                self._listener.untrack(up_writer)
             return "ok"
         finally:
             self._admission.release()

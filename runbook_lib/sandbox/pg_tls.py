@@ -15,6 +15,8 @@ import ssl
 import struct
 from typing import Callable
 
+from .listener import Listener
+
 SSL_REQUEST = 80877103
 GSSENC_REQUEST = 80877104
 CANCEL_REQUEST = 80877102
@@ -36,37 +38,20 @@ class PgTlsFront:
                  *, host: str = "127.0.0.1"):
         self.upstream, self.server_ctx, self.require_ssl, self.host = upstream, server_ctx, require_ssl, host
         self.port = 0
-        self._server: asyncio.base_events.Server | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._listener = Listener(self._on_accept, host=host)
 
     async def start(self) -> int:
-        self._server = await asyncio.start_server(self._on_accept, self.host, 0)
-        self.port = self._server.sockets[0].getsockname()[1]
+        self.port = await self._listener.start()
         return self.port
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._server is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
+        await self._listener.stop()
 
     async def _on_accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
         try:
             await self._serve(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, asyncio.TimeoutError, OSError):
+        except (asyncio.IncompleteReadError, ssl.SSLError, asyncio.TimeoutError):
             pass  # the client went away or failed its handshake: nothing to relay
-        finally:
-            if task is not None:
-                self._tasks.discard(task)
-            with contextlib.suppress(Exception):
-                writer.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         async with asyncio.timeout(NEGOTIATION_TIMEOUT_S):
@@ -79,13 +64,14 @@ class PgTlsFront:
             return
         async with asyncio.timeout(CONNECT_TIMEOUT_S):
             up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        self._listener.track(up_writer)
         try:
             up_writer.write(first)
             await up_writer.drain()
             await _relay(reader, writer, up_reader, up_writer)
         finally:
-            with contextlib.suppress(Exception):
-                up_writer.close()
+            up_writer.transport.abort()
+            self._listener.untrack(up_writer)
 
     async def _negotiate(self, reader, writer) -> tuple[bytes | None, bool]:
         """Returns the client's first real message (startup or cancel) and whether TLS is on."""

@@ -41,6 +41,7 @@ from aiohttp import WSMsgType, web
 from runbook_lib import redact
 from runbook_lib.sandbox import jwt
 from runbook_lib.sandbox.dataplane_view import CertKind, DataPlaneView
+from runbook_lib.sandbox.listener import Listener
 from runbook_lib.sandbox.pki import LocalCA
 
 log = logging.getLogger(__name__)
@@ -225,10 +226,8 @@ class StagingServices:
         self._db = db
         self._contexts: dict[CertKind, ssl.SSLContext] = {}
         self._runner: web.AppRunner | None = None
-        self._front: asyncio.base_events.Server | None = None
+        self._front = Listener(self._on_front_connection, host=host)
         self._socket_dir: Path | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
         self._upgraded: set[int] = set()  # id() of requests upgraded to a WebSocket
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -242,26 +241,14 @@ class StagingServices:
         await self._runner.setup()
         site = web.UnixSite(self._runner, str(self._socket_dir / "app.sock"), ssl_context=main_ctx)
         await site.start()
-        self._front = await asyncio.start_server(self._on_front_connection, self.host, 0)
-        self.port = self._front.sockets[0].getsockname()[1]
+        self.port = await self._front.start()
         return self.port
 
     async def stop(self) -> None:
-        if self._front is not None:
-            self._front.close()
-        for writer in list(self._writers):
-            writer.transport.abort()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=5)
+        await self._front.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        if self._front is not None:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._front.wait_closed(), 5)
-            self._front = None
         if self._socket_dir is not None:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
             self._socket_dir = None
@@ -296,37 +283,26 @@ class StagingServices:
 
     # -- front door ------------------------------------------------------------------------
     async def _on_front_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        self._writers.add(writer)
+        if self.view.blackout():
+            await self._stay_silent(reader)
+            return
         try:
-            if self.view.blackout():
-                await self._stay_silent(reader)
-                return
-            try:
-                hello = await asyncio.wait_for(_read_first_record(reader), CLIENT_HELLO_TIMEOUT_S)
-            except (asyncio.IncompleteReadError, asyncio.TimeoutError, OSError):
-                return
-            name = client_hello_sni(hello) or self.frontend_domain
-            if self.view.certificate_for(name) == "blackhole":
-                await self._stay_silent(reader)
-                return
-            assert self._socket_dir is not None
-            app_reader, app_writer = await asyncio.open_unix_connection(str(self._socket_dir / "app.sock"))
-            self._writers.add(app_writer)
-            try:
-                app_writer.write(hello)
-                await _splice(reader, writer, app_reader, app_writer)
-            finally:
-                app_writer.transport.abort()
-                self._writers.discard(app_writer)
-        except (OSError, asyncio.CancelledError):
-            pass
+            hello = await asyncio.wait_for(_read_first_record(reader), CLIENT_HELLO_TIMEOUT_S)
+        except (asyncio.IncompleteReadError, asyncio.TimeoutError):
+            return
+        name = client_hello_sni(hello) or self.frontend_domain
+        if self.view.certificate_for(name) == "blackhole":
+            await self._stay_silent(reader)
+            return
+        assert self._socket_dir is not None
+        app_reader, app_writer = await asyncio.open_unix_connection(str(self._socket_dir / "app.sock"))
+        self._front.track(app_writer)
+        try:
+            app_writer.write(hello)
+            await _splice(reader, writer, app_reader, app_writer)
         finally:
-            writer.transport.abort()
-            self._writers.discard(writer)
-            self._tasks.discard(task)
+            app_writer.transport.abort()
+            self._front.untrack(app_writer)
 
     @staticmethod
     async def _stay_silent(reader: asyncio.StreamReader) -> None:
