@@ -20,7 +20,7 @@ import asyncio
 import json
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlparse
@@ -78,6 +78,17 @@ MAX_PAGES = 200  # a token that never ends is a broken API, not a big project
 def last_segment(name: str | None) -> str:
     """``.../global/networks/staging-vpc`` -> ``staging-vpc``: selfLinks and names compare alike."""
     return (name or "").rstrip("/").rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A thin typed view over one raw API resource (gcpdiag style); subclasses add properties."""
+
+    raw: dict = field(repr=False)
+
+    @classmethod
+    def from_json(cls, d: dict | None):
+        return cls(d or {})
 
 
 class ApiCall(BaseModel):

@@ -21,7 +21,7 @@ from datetime import datetime
 
 from ..evidence import ApiRecord, ErrorInfo
 from ..params import Params
-from .api import ApiCall, ApiClient, last_segment
+from .api import ApiCall, ApiClient, Resource, last_segment
 from .timefmt import parse_time
 
 HEALTH_CHECKS = "compute.healthChecks"
@@ -94,14 +94,8 @@ def items(body: dict | None, view):
 # -- typed views ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class HealthCheck:
-    raw: dict = field(repr=False)
-
+class HealthCheck(Resource):
     PROTOCOL_FIELDS = {"HTTP": "httpHealthCheck", "HTTPS": "httpsHealthCheck", "HTTP2": "http2HealthCheck"}
-
-    @classmethod
-    def from_json(cls, d: dict) -> "HealthCheck":
-        return cls(d or {})
 
     @property
     def name(self) -> str:
@@ -146,13 +140,7 @@ class HealthCheck:
 
 
 @dataclass(frozen=True)
-class BackendService:
-    raw: dict = field(repr=False)
-
-    @classmethod
-    def from_json(cls, d: dict) -> "BackendService":
-        return cls(d or {})
-
+class BackendService(Resource):
     @property
     def name(self) -> str:
         return self.raw.get("name") or ""
@@ -213,13 +201,7 @@ class BackendHealth:
 
 
 @dataclass(frozen=True)
-class SslCertificate:
-    raw: dict = field(repr=False)
-
-    @classmethod
-    def from_json(cls, d: dict) -> "SslCertificate":
-        return cls(d or {})
-
+class SslCertificate(Resource):
     @property
     def name(self) -> str:
         return self.raw.get("name") or ""
@@ -250,13 +232,7 @@ class SslCertificate:
 
 
 @dataclass(frozen=True)
-class TargetHttpsProxy:
-    raw: dict = field(repr=False)
-
-    @classmethod
-    def from_json(cls, d: dict) -> "TargetHttpsProxy":
-        return cls(d or {})
-
+class TargetHttpsProxy(Resource):
     @property
     def name(self) -> str:
         return self.raw.get("name") or ""

@@ -4,11 +4,11 @@ Read: ``GET /v2/projects/{p}/locations/{r}/services`` (list, field ``services``)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..evidence import ApiRecord
 from ..params import Params
-from .api import ApiClient, last_segment
+from .api import ApiClient, Resource, last_segment
 
 KEY = "run.services"
 
@@ -30,13 +30,7 @@ def services_of(body: dict | None) -> dict[str, "Service"]:
 
 
 @dataclass(frozen=True)
-class Service:
-    raw: dict = field(repr=False)
-
-    @classmethod
-    def from_json(cls, d: dict) -> "Service":
-        return cls(d or {})
-
+class Service(Resource):
     @property
     def name(self) -> str:
         return last_segment(self.raw.get("name"))

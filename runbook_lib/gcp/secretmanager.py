@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import SecretStr
 
 from ..evidence import ApiRecord
 from ..params import Params
-from .api import ApiCall, ApiClient, last_segment
+from .api import ApiCall, ApiClient, Resource, last_segment
 from .timefmt import parse_time
 
 SECRETS = "secretmanager.secrets"
@@ -96,13 +96,7 @@ def versions_of(body: dict | None) -> list["SecretVersion"]:
 
 
 @dataclass(frozen=True)
-class Secret:
-    raw: dict = field(repr=False)
-
-    @classmethod
-    def from_json(cls, d: dict) -> "Secret":
-        return cls(d or {})
-
+class Secret(Resource):
     @property
     def name(self) -> str:
         return last_segment(self.raw.get("name"))
@@ -123,13 +117,7 @@ class Secret:
 
 
 @dataclass(frozen=True)
-class SecretVersion:
-    raw: dict = field(repr=False)
-
-    @classmethod
-    def from_json(cls, d: dict) -> "SecretVersion":
-        return cls(d or {})
-
+class SecretVersion(Resource):
     @property
     def version(self) -> str:
         return last_segment(self.raw.get("name"))

@@ -6,11 +6,11 @@ Remediation: activation policy ALWAYS, restart, database flags (merged), private
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..evidence import ApiRecord
 from ..params import Params
-from .api import ApiCall, ApiClient, last_segment
+from .api import ApiCall, ApiClient, Resource, last_segment
 
 KEY = "sqladmin.instance"
 
@@ -27,13 +27,7 @@ async def gather(api: ApiClient, params: Params) -> dict[str, ApiRecord]:
 
 
 @dataclass(frozen=True)
-class Instance:
-    raw: dict = field(repr=False)
-
-    @classmethod
-    def from_json(cls, d: dict) -> "Instance":
-        return cls(d or {})
-
+class Instance(Resource):
     @property
     def name(self) -> str:
         return self.raw.get("name") or ""

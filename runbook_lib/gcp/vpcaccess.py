@@ -5,11 +5,11 @@ Remediation: raise min/max instances (PATCH with ``updateMask``), or delete and 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..evidence import ApiRecord
 from ..params import Params
-from .api import ApiCall, ApiClient, last_segment
+from .api import ApiCall, ApiClient, Resource, last_segment
 
 KEY = "vpcaccess.connector"
 
@@ -26,13 +26,7 @@ async def gather(api: ApiClient, params: Params) -> dict[str, ApiRecord]:
 
 
 @dataclass(frozen=True)
-class Connector:
-    raw: dict = field(repr=False)
-
-    @classmethod
-    def from_json(cls, d: dict) -> "Connector":
-        return cls(d or {})
-
+class Connector(Resource):
     @property
     def name(self) -> str:
         return last_segment(self.raw.get("name"))
