@@ -33,25 +33,13 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from ..gcp.api import APIS
+from ..gcp.api import SERVICES as API_HOSTS  # the real APIs' names: one table for client and emulator
+from ..gcp.api import TITLES as API_TITLES
 from .state import ApiFault, SandboxState
 
 log = logging.getLogger(__name__)
 
-APIS = ("vpcaccess", "sqladmin", "compute", "secretmanager", "run")
-API_HOSTS = {
-    "vpcaccess": "vpcaccess.googleapis.com",
-    "sqladmin": "sqladmin.googleapis.com",
-    "compute": "compute.googleapis.com",
-    "secretmanager": "secretmanager.googleapis.com",
-    "run": "run.googleapis.com",
-}
-API_TITLES = {
-    "vpcaccess": "Serverless VPC Access API",
-    "sqladmin": "Cloud SQL Admin API",
-    "compute": "Compute Engine API",
-    "secretmanager": "Secret Manager API",
-    "run": "Cloud Run Admin API",
-}
 FAULT_KINDS = ("429", "503", "403", "401", "disabled", "malformed", "truncated", "delay", "hang")
 COMPUTE_KINDS = {
     "healthChecks": "compute#healthCheckList",
