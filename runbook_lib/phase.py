@@ -46,9 +46,7 @@ class Phase:
     def gather(self, *, golden_path: bool = False, save: bool = True) -> Evidence:
         """Everything at once (API reads, probes, metrics), each with its own deadline."""
         started = time.perf_counter()
-        seen: list[str] = []
-        ev = run_sync(self.env.gather(self.name, progress=lambda label, i, n: seen.append(label),
-                                      golden_path=golden_path))
+        ev = run_sync(self.env.gather(self.name, golden_path=golden_path))
         if save:
             ev.save(self.report_dir / "evidence" / self.name)
         self.evidence = ev

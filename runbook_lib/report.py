@@ -66,16 +66,24 @@ def read_phase(report_dir: Path, phase: str) -> dict[str, Any] | None:
         return None
 
 
+def read_phases(report_dir: Path) -> dict[str, dict[str, Any]]:
+    return {p: f for p in PHASES if (f := read_phase(report_dir, p)) is not None}
+
+
+def final_verdict(phases: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The last evaluated phase's verdict (remediation re-checks a subset, so it never decides)."""
+    return next((phases[p]["verdict"] for p in ("validate", "diagnose") if p in phases), None)
+
+
 def merge_results(report_dir: Path, target: dict[str, Any]) -> dict[str, Any]:
     """results.json from the phase fragments: the final verdict is the last evaluated phase's."""
-    phases = {p: f for p in PHASES if (f := read_phase(report_dir, p)) is not None}
-    final = next((phases[p]["verdict"] for p in ("validate", "diagnose") if p in phases), None)
+    phases = read_phases(report_dir)
     doc = {
         "schema_version": SCHEMA_VERSION,
         "target": target,
         "run": {k: v for k, v in read_status(report_dir).items() if k != "verdict"},
         "phases": phases,
-        "verdict": final,
+        "verdict": final_verdict(phases),
     }
     atomic_write_json(report_dir / "results.json", doc)
     return doc

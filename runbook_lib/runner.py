@@ -161,8 +161,7 @@ def _mark_dead_kernel(notebook: Path, why: str) -> None:
 
 
 def _finish(run_dir: Path, root: Path, params: Params, outcome: RunOutcome) -> None:
-    doc = report.merge_results(run_dir, _target(params))
-    verdict = doc.get("verdict") or {}
+    verdict = report.final_verdict(report.read_phases(run_dir)) or {}
     outcome.verdict_line = verdict.get("line", "")
     outcome.healthy = verdict.get("healthy")
     fields = {"phases_done": outcome.phases_done, "finished_at": report._iso_now()}
