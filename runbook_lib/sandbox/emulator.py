@@ -158,6 +158,7 @@ class Emulator:
             if handler is None:
                 raise ApiFault(501, "UNIMPLEMENTED", f"Method {method.id} is not emulated by the sandbox.",
                                "notImplemented")
+            self.state.tick()  # operations and certificates advance before every request
             if method.id.lower().endswith("operations.wait"):
                 await self._wait_operation(api, path_params)
             result = handler(Call(path_params, query, body or {}))
