@@ -169,7 +169,8 @@ class Operations:
         else:
             r["done"] = True
             md = r.get("metadata", {})
-            md["endTime"] = self._now_text(9)
+            if md.get("@type", "").endswith("OperationMetadata"):  # run v2's metadata is the Service itself
+                md["endTime"] = self._now_text(9)
             if f is not None:
                 r["error"] = {"code": GRPC_CODES.get(f.status, 2), "message": f.message}
             else:
