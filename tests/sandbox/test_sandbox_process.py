@@ -160,7 +160,10 @@ def test_issue_1278_seen_fixed_and_gone(sandbox: RunningSandbox) -> None:  # noq
     assert listed == set(params.secrets.required)
     dataplane = api.get(f"{url['compute']}/_sandbox/state").json()["dataplane"]
     assert dataplane["ws_lifetime_s"] == pytest.approx(3600 * params.target.time_scale)  # the revision's timeout
-    mutations = [e for e in api.get(f"{url['compute']}/_sandbox/requests").json()["requests"] if e["mutating"]]
+    log = api.get(f"{url['compute']}/_sandbox/requests").json()["requests"]
+    assert [e for e in log if e["method_id"] is None] == []  # every request was a discovery method
+    assert api.get(f"{url['compute']}/_sandbox/schema-problems").json() == {"validating": True, "problems": []}
+    mutations = [e for e in log if e["mutating"]]
     assert len(mutations) == 2 + 2 + len(served) + len(missing) + len(broken)
     api.close()
 
