@@ -54,11 +54,12 @@ class Endpoints(Strict):
     compute: str = "https://compute.googleapis.com"
     secretmanager: str = "https://secretmanager.googleapis.com"
     run: str = "https://run.googleapis.com"
+    networkmanagement: str = "https://networkmanagement.googleapis.com"
     monitoring: str = "monitoring.googleapis.com:443"
     monitoring_insecure: bool = False
     credentials: Literal["adc", "anonymous"] = "adc"
 
-    @field_validator("vpcaccess", "sqladmin", "compute", "secretmanager", "run")
+    @field_validator("vpcaccess", "sqladmin", "compute", "secretmanager", "run", "networkmanagement")
     @classmethod
     def _url(cls, v: str) -> str:
         if not re.match(r"^https?://[^/\s]+$", v):
@@ -167,6 +168,8 @@ class LoadBalancer(Strict):
     backend_timeout_s: int = Field(default=600, ge=1, le=86400)
     startup_s: int = Field(default=600, ge=0, le=3600)
     health_check: HealthCheckPolicy = Field(default_factory=HealthCheckPolicy)
+    url_map: str = Field(default="staging-url-map", pattern=NAME)
+    forwarding_rule: str = Field(default="staging-https-rule", pattern=NAME)
 
     @field_validator("health_checks")
     @classmethod
@@ -228,6 +231,12 @@ class Thresholds(Strict):
     ws_connect_s: float = Field(default=10.0, gt=0)
     startup_s: float = Field(default=300.0, gt=0)
     error_rate_pct: float = Field(default=1.0, ge=0, le=100)
+
+
+class Connectivity(Strict):
+    """Network Management Connectivity Tests (Cloud Run revision -> Cloud SQL): created, read, deleted."""
+
+    enabled: bool = True
 
 
 class Monitoring(Strict):
@@ -299,6 +308,7 @@ class Params(Strict):
     secrets: Secrets
     thresholds: Thresholds = Field(default_factory=Thresholds)
     monitoring: Monitoring = Field(default_factory=Monitoring)
+    connectivity: Connectivity = Field(default_factory=Connectivity)
     remediation: Remediation = Field(default_factory=Remediation)
     golden_path: GoldenPath = Field(default_factory=GoldenPath)
     handback: Handback = Field(default_factory=Handback)
