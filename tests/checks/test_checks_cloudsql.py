@@ -1,7 +1,11 @@
 """Cloud SQL checks, including connection timing with the time scale."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from checks_testkit import failed, healthy_evidence, instance_body, make_params, metric, ok, probe, sample
+from runbook_lib.gcp.sqladmin import Instance
 from runbook_lib.checks import cloudsql
 from runbook_lib.probes.base import Reason
 from runbook_lib.results import ResultSet, Severity, Status
@@ -36,11 +40,14 @@ def test_healthy_instance_passes():
 
 
 def test_stopped_instance_fails_with_activation_policy_always():
-    rs = results(with_instance(state="STOPPED", settings__activationPolicy="NEVER"))
+    # sqladmin v1 has no STOPPED state: a stopped instance is RUNNABLE with activation policy NEVER
+    rs = results(with_instance(state="RUNNABLE", settings__activationPolicy="NEVER"))
     for cid in ("sql.state", "sql.activation_policy"):
         r = rs.by_id(cid)
         assert r.status is Status.FAIL
         assert "gcloud sql instances patch netra-staging-db --activation-policy=ALWAYS --project netra-staging" in r.remediation
+    assert rs.by_id("sql.state").observed == "RUNNABLE, activation policy NEVER"
+    assert "stopped" in rs.by_id("sql.state").reason
 
 
 def test_other_states():
@@ -153,3 +160,40 @@ def test_not_found_and_failed_reads():
     rs = results(ev)
     assert all(rs.by_id(cid).status is Status.ERROR for cid in IDS[:-1])
     assert rs.by_id("sql.connect").status is Status.PASS  # the probe is separate evidence
+
+
+RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded"
+
+
+def recorded_instance(file: str, name: str) -> dict:
+    body = json.loads((RECORDED / file).read_text())
+    return next(i for i in body["items"] if i["name"] == name)
+
+
+def test_recorded_read_replica_without_activation_policy_is_reported_as_a_replica():
+    # gcpdiag cloudsql2: sql5 is a READ_REPLICA_INSTANCE of sql3 and reports no activation policy
+    body = recorded_instance("sql-cloudsql2-cloudsql-instances.json", "sql5")
+    assert "activationPolicy" not in body["settings"] and body["instanceType"] == "READ_REPLICA_INSTANCE"
+    ev = healthy_evidence()
+    ev.api["sqladmin.instance"] = ok("sqladmin.instance", body)
+    rs = results(ev)
+    assert rs.by_id("sql.state").status is Status.PASS and rs.by_id("sql.state").observed == "RUNNABLE (read replica of sql3)"
+    policy = rs.by_id("sql.activation_policy")
+    assert policy.status is Status.PASS and policy.observed == "not reported (read replica of sql3)"
+
+
+def test_recorded_primaries_are_runnable_and_not_replicas():
+    for file in ("sql-cloudsql1-cloudsql-instances.json", "sql-cloudsql3-cloudsql-instances.json"):
+        for item in json.loads((RECORDED / file).read_text())["items"]:
+            inst = Instance.from_json(item)
+            assert not inst.is_replica and not inst.is_stopped and inst.activation_policy == "ALWAYS"
+
+
+def test_connection_failures_while_stopped_are_attributed_to_sql_state_not_the_connector():
+    ev = with_instance(state="RUNNABLE", settings__activationPolicy="NEVER")
+    ev.probes["postgres.connect"] = [probe("postgres", "10.20.0.3:5432", False, reason=Reason.refused,
+                                           detail="connection refused (nothing listening)") for _ in range(3)]
+    r = results(ev).by_id("sql.connect")
+    assert r.status is Status.FAIL and r.upstream == []
+    assert r.reason.startswith("the instance is stopped (RUNNABLE with activation policy NEVER, see sql.state)")
+    assert "--activation-policy=ALWAYS" in r.remediation and "connector" not in r.remediation
