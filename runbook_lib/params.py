@@ -237,6 +237,7 @@ class Connectivity(Strict):
     """Network Management Connectivity Tests (Cloud Run revision -> Cloud SQL): created, read, deleted."""
 
     enabled: bool = True
+    deadline_s: float = Field(default=120.0, gt=0, le=900, description="create + analysis, polled with backoff")
 
 
 class Monitoring(Strict):
