@@ -195,6 +195,12 @@ class Step:
     def failed(self) -> bool:
         return self.causes_drop or self.state in ("DROP", "ABORT")
 
+    def short(self) -> str:
+        """The hop for a path listing; a final DROP / ABORT with its cause."""
+        if self.state in ("DROP", "ABORT"):
+            return f"{self.state}({self.cause or '?'})"
+        return self.hop
+
     def label(self) -> str:
         what = self.resource
         return f"{self.state}" + (f" ({what})" if what else "") + (f" [{self.cause}]" if self.cause else "")

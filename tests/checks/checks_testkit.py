@@ -132,6 +132,47 @@ def proxy_body(certs=("staging-netrasystems-cert",), certificate_map=False) -> d
     return proxy
 
 
+RECORDED = ROOT / "tests" / "fixtures" / "recorded"
+
+
+def recorded(name: str) -> Any:
+    return json.loads((RECORDED / name).read_text())
+
+
+def connectivity_test_body(result: str = "REACHABLE", break_at: str | None = None, cause: str = "") -> dict:
+    """A finished ConnectivityTest from Cloud Run to Cloud SQL, built on gcpdiag's recorded one (vpc2):
+    its firewall and route steps are kept, the source, connector and delivery are the staging path.
+    ``break_at``: the step state that ``causesDrop``, followed by a DROP with ``cause``."""
+    body = copy.deepcopy(recorded("lb-vpc2-connectivity-test.json"))
+    steps = body["reachabilityDetails"]["traces"][0]["steps"]
+    firewall = next(s for s in steps if s["state"] == "APPLY_EGRESS_FIREWALL_RULE")
+    route = next(s for s in steps if s["state"] == "APPLY_ROUTE")
+    revision = "projects/netra-staging/locations/us-central1/revisions/netra-backend-staging-00042-abc"
+    body.update(name="projects/netra-staging/locations/global/connectivityTests/runbook-path-0123456789ab",
+                source={"cloudRunRevision": {"uri": revision}, "projectId": "netra-staging"},
+                destination={"cloudSqlInstance": "projects/netra-staging/instances/netra-staging-db", "port": 5432,
+                             "projectId": "netra-staging"})
+    path = [
+        {"description": "Initial state: packet originating from a Cloud Run revision.",
+         "state": "START_FROM_CLOUD_RUN_REVISION", "cloudRunRevision": {"displayName": "netra-backend-staging-00042-abc",
+                                                                         "uri": revision}},
+        {"description": "Config checking state: packet arrives at a VPC connector.", "state": "ARRIVE_AT_VPC_CONNECTOR",
+         "vpcConnector": {"displayName": "staging-connector", "location": "us-central1",
+                          "uri": "projects/netra-staging/locations/us-central1/connectors/staging-connector"}},
+        firewall, route,
+        {"description": "Final state: packet delivered to Cloud SQL instance.", "state": "DELIVER",
+         "deliver": {"target": "CLOUD_SQL_INSTANCE", "resourceUri": "projects/netra-staging/instances/netra-staging-db"}},
+    ]
+    if break_at:
+        cut = next(i for i, s in enumerate(path) if s["state"] == break_at)
+        path = path[:cut + 1]
+        path[cut] = {**path[cut], "causesDrop": True}
+        path.append({"description": "Final state: packet dropped.", "state": "DROP",
+                     "drop": {"cause": cause, "resourceUri": path[cut].get("vpcConnector", {}).get("uri", "")}})
+    body["reachabilityDetails"].update(result=result, traces=[{**body["reachabilityDetails"]["traces"][0], "steps": path}])
+    return body
+
+
 SECRETS = ["database-url", "database-direct-url", "jwt-secret-staging", "redis-url", "oauth-client-id",
            "oauth-client-secret", "openai-api-key", "anthropic-api-key", "smtp-password", "cors-allowed-origins"]
 
@@ -182,6 +223,7 @@ def healthy_evidence(now: datetime = NOW, time_scale: float = 1.0) -> Evidence:
         "compute.targetHttpsProxy": ok("compute.targetHttpsProxy", proxy_body()),
         "secretmanager.secrets": ok("secretmanager.secrets", secrets_body()),
         "run.services": ok("run.services", run_services_body()),
+        "networkmanagement.connectivityTest": ok("networkmanagement.connectivityTest", connectivity_test_body()),
     }
     for name in SECRETS:
         api[f"secretmanager.versions.{name}"] = ok(f"secretmanager.versions.{name}",
