@@ -72,6 +72,8 @@ class Network(Strict):
 
     connect_to: dict[str, str] = Field(default_factory=dict)
     ca_bundle: str | None = None
+    vantage: Literal["auto", "inside_vpc", "outside_vpc"] = Field(
+        default="auto", description="where the probes run: auto decides from the route and the platform")
 
     @field_validator("connect_to")
     @classmethod

@@ -187,6 +187,13 @@ def connect(ev: Evidence, params: Params) -> CheckResult:
         return make(cid, title, SKIP, expected=expected, evidence=[PROBE], upstream=["connector"],
                     reason="no connection samples: the probe did not run (no database host: cloudsql.host is unset "
                            "and the instance has no private IP, see sql.private_ip)")
+    unmeasurable = not_measurable_here(samples, params)
+    if unmeasurable:
+        return make(cid, title, SKIP, expected=expected, evidence=[PROBE],
+                    observed=f"{sum(not s.ok for s in samples)}/{len(samples)} samples failed ({reasons_counted(samples)})",
+                    reason=f"not measurable from this host: {unmeasurable}; a timeout here says nothing about the "
+                           "connector (connector.path has the path as Google analyses it)",
+                    remediation=_measure_inside(params))
     n = len(samples)
     durations = [s.total_s for s in samples]
     p50, p95, worst = percentile(durations, 50), percentile(durations, 95), max(durations)
@@ -211,6 +218,42 @@ def connect(ev: Evidence, params: Params) -> CheckResult:
                     remediation=f"start the instance first (sql.state): `{sqladmin.set_activation_policy_always(params).gcloud}`")
     return make(cid, title, FAIL, observed=observed, expected=expected, evidence=[PROBE, KEY], upstream=["connector"],
                 reason="; ".join(reasons), remediation=_connect_advice(failed, slow, params))
+
+
+def not_measurable_here(samples: list[ProbeResult], params: Params) -> str:
+    """Why the probe's host cannot measure a private database address (empty when it can).
+
+    Keys on the address actually dialed (``info.vantage``, after any ``connect_to``), so a sandbox
+    database on loopback stays measurable. A host that got a TCP connection through evidently
+    reaches it; otherwise a private address counts as unreachable from here when the route says so,
+    when ``network.vantage`` says the host is outside the VPC, or when nothing shows it is inside
+    (``routable: unknown``) and every sample failed before connecting.
+    """
+    if params.network.vantage == "inside_vpc":
+        return ""
+    seen = next((s.info["vantage"] for s in samples if isinstance(s.info.get("vantage"), dict)), None)
+    if not seen or not seen.get("private"):
+        return ""
+    if any(s.ok or s.info.get("peer") for s in samples):
+        return ""  # a connection got through: this host routes there
+    where = (f"{seen.get('host', 'this host')} dialed {seen.get('address')}"
+             + (f" from {seen['source']}" if seen.get("source") else ""))
+    if params.network.vantage == "outside_vpc":
+        return f"network.vantage is outside_vpc ({where}, a private address)"
+    routable = seen.get("routable")
+    before_connect = all(s.reason in (Reason.timeout, Reason.unreachable) and not s.info.get("peer") for s in samples)
+    if routable == "no" or (routable == "unknown" and before_connect):
+        return f"{seen.get('why', 'a private address')} ({where}; no connection reached it)"
+    return ""
+
+
+def _measure_inside(params: Params) -> str:
+    c = params
+    return (f"measure from inside the VPC: run the runbook as a Cloud Run job on the same connector "
+            f"(`gcloud run jobs deploy runbook-probe --image IMAGE --vpc-connector {c.connector.name} --vpc-egress "
+            f"all-traffic --region {c.region} --project {c.project}` then `gcloud run jobs execute runbook-probe "
+            f"--region {c.region} --project {c.project}`), or from a VM on {c.cloudsql.network}; set "
+            "network.vantage: inside_vpc there")
 
 
 def _connect_advice(failed: list[ProbeResult], slow: bool, params: Params) -> str:

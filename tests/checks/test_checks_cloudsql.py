@@ -197,3 +197,47 @@ def test_connection_failures_while_stopped_are_attributed_to_sql_state_not_the_c
     assert r.status is Status.FAIL and r.upstream == []
     assert r.reason.startswith("the instance is stopped (RUNNABLE with activation policy NEVER, see sql.state)")
     assert "--activation-policy=ALWAYS" in r.remediation and "connector" not in r.remediation
+
+
+def _private_timeouts(vantage: dict, n: int = 5):
+    return [probe("postgres", "10.20.0.3:5432", False, reason=Reason.timeout, detail="no answer during connect",
+                  waiting_for="connect", vantage=vantage) for _ in range(n)]
+
+
+LAPTOP = {"host": "laptop", "address": "10.20.0.3", "private": True, "source": "192.168.1.20",
+          "routable": "unknown", "why": "10.20.0.3 is private and laptop is not known to be inside its VPC"}
+
+
+def test_private_database_not_routable_from_here_is_skipped_not_blamed_on_the_connector():
+    ev = healthy_evidence()
+    ev.probes["postgres.connect"] = _private_timeouts(LAPTOP)
+    r = results(ev).by_id("sql.connect")
+    assert r.status is Status.SKIP and r.upstream == []
+    assert r.reason.startswith("not measurable from this host: 10.20.0.3 is private and laptop is not known to be "
+                               "inside its VPC (laptop dialed 10.20.0.3 from 192.168.1.20; no connection reached it)")
+    assert "gcloud run jobs deploy runbook-probe --image IMAGE --vpc-connector staging-connector" in r.remediation
+
+
+def test_inside_the_vpc_the_same_timeouts_fail_and_point_at_the_connector():
+    ev = healthy_evidence()
+    ev.probes["postgres.connect"] = _private_timeouts(LAPTOP)
+    r = results(ev, make_params(**{"network.vantage": "inside_vpc"})).by_id("sql.connect")
+    assert r.status is Status.FAIL and r.upstream == ["connector"]
+    ev.probes["postgres.connect"] = _private_timeouts({**LAPTOP, "routable": "yes", "why": "running in Cloud Run"})
+    assert results(ev).by_id("sql.connect").status is Status.FAIL
+
+
+def test_a_connection_that_got_through_proves_the_host_routes_there():
+    ev = healthy_evidence()
+    samples = _private_timeouts(LAPTOP, 4)
+    samples.append(probe("postgres", "10.20.0.3:5432", True, total_s=0.1, vantage=LAPTOP, peer="10.20.0.3:5432"))
+    ev.probes["postgres.connect"] = samples
+    assert results(ev).by_id("sql.connect").status is Status.FAIL
+
+
+def test_loopback_database_of_the_sandbox_stays_measurable():
+    ev = healthy_evidence()
+    loop = {"host": "vm", "address": "127.0.0.1", "private": False, "source": "127.0.0.1", "routable": "yes"}
+    ev.probes["postgres.connect"] = [probe("postgres", "10.20.0.3:5432", False, reason=Reason.timeout,
+                                           vantage=loop) for _ in range(3)]
+    assert results(ev).by_id("sql.connect").status is Status.FAIL
