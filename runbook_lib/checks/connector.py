@@ -229,7 +229,7 @@ def _hop_advice(hop: str, params: Params) -> tuple[str, list[str]]:
 
 def path(ev: Evidence, params: Params) -> CheckResult:
     cid, title = "connector.path", "Cloud Run reaches Cloud SQL through the connector, hop by hop"
-    dest = f"{params.cloudsql.instance}:{params.cloudsql.port}"
+    dest = f"{params.cloudsql.instance}:{networkmanagement.POSTGRES_PORT}"
     expected = f"Connectivity Test REACHABLE to {dest}"
     rec = ev.api.get(PATH)
     timings = probe_timings(ev.probes.get(PROBE) or [])
@@ -244,9 +244,12 @@ def path(ev: Evidence, params: Params) -> CheckResult:
     failure = test.first_failure()
     if test.result == networkmanagement.UNREACHABLE and failure is not None:
         culprit, final = failure
-        hop = culprit.hop if culprit.hop not in ("drop", "abort", "other") else (final.hop if final else culprit.hop)
-        advice, upstream = _hop_advice(hop, params)
         cause = final.cause if final is not None and final.cause else culprit.cause
+        # the drop cause names the hop more precisely than the step it was found at (a route step
+        # may drop for CLOUD_SQL_INSTANCE_NOT_RUNNING): the cause wins when it names one
+        by_cause = final.hop if final is not None and final.hop not in ("drop", "abort") else ""
+        hop = by_cause or (culprit.hop if culprit.hop not in ("drop", "abort", "other") else "other")
+        advice, upstream = _hop_advice(hop, params)
         return make(cid, title, FAIL, observed=observed, expected=expected, evidence=evidence, upstream=upstream,
                     reason=(f"the path breaks at the {hop} hop: {culprit.label()}"
                             + (f", cause {cause}" if cause and cause not in culprit.label() else "")

@@ -45,6 +45,9 @@ DELETE_KEY = "networkmanagement.connectivityTest.delete"
 
 REACHABLE, UNREACHABLE, AMBIGUOUS, UNDETERMINED = "REACHABLE", "UNREACHABLE", "AMBIGUOUS", "UNDETERMINED"
 DELETE_DEADLINE_S = 30.0
+# The port Cloud SQL for PostgreSQL listens on at its private IP (cloudsql.port is where the probe
+# dials, which a proxy or the sandbox may move; the instance's own port does not change).
+POSTGRES_PORT = 5432
 
 
 def tests_path(params: Params) -> str:
@@ -72,10 +75,10 @@ def create_body(params: Params, revision: str) -> dict:
     """ConnectivityTest: from the Cloud Run revision to the Cloud SQL instance's PostgreSQL port."""
     return {
         "source": {"cloudRunRevision": {"uri": revision_uri(params, revision)}, "projectId": params.project},
-        "destination": {"cloudSqlInstance": instance_uri(params), "port": params.cloudsql.port,
+        "destination": {"cloudSqlInstance": instance_uri(params), "port": POSTGRES_PORT,
                         "projectId": params.project},
         "protocol": "TCP",
-        "displayName": f"runbook: {revision} -> {params.cloudsql.instance}:{params.cloudsql.port}",
+        "displayName": f"runbook: {revision} -> {params.cloudsql.instance}:{POSTGRES_PORT}",
         "labels": {"created-by": "runbook"},
     }
 

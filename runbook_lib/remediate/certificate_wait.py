@@ -19,7 +19,7 @@ from ..gcp import compute
 from ..gcp.api import ApiClient, last_segment
 from ..params import Params
 from ..probes import tls
-from ..probes.base import NetContext
+from ..probes.base import NetContext, ProbeResult
 
 FIRST_DELAY_S, MAX_DELAY_S = 0.5, 10.0
 
@@ -33,6 +33,7 @@ def legacy_names(action_body: dict, proxy: dict | None) -> list[str]:
 async def detach_ready(
     api: ApiClient, params: Params, legacy: list[str], *, net: NetContext | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, clock: Callable[[], float] = time.monotonic,
+    probe: Callable[..., Awaitable[ProbeResult]] = tls.probe,
 ) -> tuple[bool, str]:
     """``(True, how)`` once the managed certificate is ACTIVE and served for both domains, else
     ``(False, why)`` when ``remediation.wait_s`` has passed. Polls with exponential backoff."""
@@ -52,7 +53,7 @@ async def detach_ready(
         else:
             managed = compute.SslCertificate.from_json(rec.body)
             if managed.managed_status == "ACTIVE":
-                results = await asyncio.gather(*(tls.probe(f"{d}:443", net, params.deadlines.probe_s) for d in domains))
+                results = await asyncio.gather(*(probe(f"{d}:443", net, params.deadlines.probe_s) for d in domains))
                 ok, why = managed_served(dict(zip(domains, results)), managed, legacy_certs)
                 if ok:
                     return True, why

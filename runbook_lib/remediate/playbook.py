@@ -122,19 +122,36 @@ def cloudsql(failing: Failing, ev: Evidence, params: Params) -> list[Action]:
 
 
 def legacy_certificates(ev: Evidence, params: Params) -> list[str]:
-    """Certificates on the proxy now, other than the managed one, that name either domain: what the
-    managed certificate replaces. Certificates for other names stay on the proxy."""
+    """Certificates on the proxy now, other than the managed one, that the managed one replaces.
+
+    A certificate stays when it serves another site of this load balancer: it names a host of the
+    URL map's host rules other than the two domains. Without the URL map, one stays unless it names
+    either domain or a deprecated name (``cloud_run.deprecated_domain_patterns``)."""
+    from fnmatch import fnmatch
+
     from ..checks._util import covers
 
     lb = params.load_balancer
     proxy = compute.TargetHttpsProxy.from_json(_body(ev, "compute.targetHttpsProxy") or {})
     certs = {c.name: c for c in compute.items(_body(ev, "compute.sslCertificates"), compute.SslCertificate)}
-    domains = (params.domains.frontend, params.domains.api)
+    ours = {params.domains.frontend, params.domains.api}
+    url_map = _body(ev, "compute.urlMap")
+    other_hosts = ({h for rule in (url_map or {}).get("hostRules") or [] for h in rule.get("hosts") or []
+                    if h != "*"} - ours) if url_map is not None else None
     out = []
     for name in proxy.certificate_names:
+        if name == lb.certificate_name:
+            continue
         cert = certs.get(name)
-        if name != lb.certificate_name and (cert is None or any(covers(cert.domains, d) for d in domains)):
-            out.append(name)  # an unlisted certificate cannot be shown to serve other names: treated as legacy
+        names = cert.domains if cert is not None else []
+        if other_hosts is not None:
+            keep = any(covers(names, h) for h in other_hosts)
+        else:
+            replaced = any(covers(names, d) for d in ours) or any(
+                fnmatch(n, p) or n == p for n in names for p in params.cloud_run.deprecated_domain_patterns)
+            keep = bool(names) and not replaced
+        if not keep:
+            out.append(name)
     return out
 
 

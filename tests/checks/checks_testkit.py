@@ -243,3 +243,64 @@ def healthy_evidence(now: datetime = NOW, time_scale: float = 1.0) -> Evidence:
     }
     meta = Meta(phase="diagnose", target="staging", mode="replay", now=now, time_scale=time_scale)
     return Evidence(meta=meta, api=api, probes=probes, metrics=metrics)
+
+
+# -- the incident's real topology: Cloud Run behind serverless NEGs --------------------------------
+
+SERVERLESS_BACKENDS = (("staging-backend-service", "netra-backend-staging"), ("staging-auth-service", "auth-staging"))
+
+
+def serverless_neg(name: str, service: str, region: str = "us-central1") -> dict:
+    """A regional serverless NEG in the shape of gcpdiag's recorded NEG (lb2), its zonal fields
+    replaced by the serverless ones (networkEndpointType SERVERLESS, cloudRun.service, region)."""
+    neg = copy.deepcopy(recorded("lb-lb2-compute-negs-europe-west4-b.json")["items"][0])
+    for zonal in ("zone", "network", "subnetwork"):
+        neg.pop(zonal, None)
+    base = "https://www.googleapis.com/compute/v1/projects/netra-staging"
+    neg.update(name=name, networkEndpointType="SERVERLESS", cloudRun={"service": service}, size=0,
+               region=f"{base}/regions/{region}", selfLink=f"{base}/regions/{region}/networkEndpointGroups/{name}")
+    return neg
+
+
+def serverless_backend_services_body(health_checks: bool = False, timeout: int | None = None) -> dict:
+    """Backend services as recorded (gcpdiag lb1) with one serverless NEG backend each: no health
+    check, no timeout set, balancing mode dropped (not used with serverless NEGs)."""
+    body = copy.deepcopy(recorded("lb-lb1-compute-backendServices.json"))
+    template = body["items"][0]
+    items = []
+    for name, service in SERVERLESS_BACKENDS:
+        svc = copy.deepcopy(template)
+        for field in ("healthChecks", "timeoutSec", "port", "portName"):
+            svc.pop(field, None)
+        svc.update(name=name, loadBalancingScheme="EXTERNAL_MANAGED", backends=[{
+            "group": f"https://www.googleapis.com/compute/v1/projects/netra-staging/regions/us-central1/"
+                     f"networkEndpointGroups/{service}-neg"}])
+        if health_checks:
+            svc["healthChecks"] = ["https://www.googleapis.com/compute/v1/projects/netra-staging/global/healthChecks/"
+                                   "staging-backend-health-check"]
+        if timeout is not None:
+            svc["timeoutSec"] = timeout
+        items.append(svc)
+    body["items"] = items
+    return body
+
+
+def aggregated_negs_body(negs: list[dict]) -> dict:
+    by_scope: dict[str, list[dict]] = {}
+    for neg in negs:
+        by_scope.setdefault("regions/" + neg["region"].rsplit("/", 1)[-1], []).append(neg)
+    items = {scope: {"networkEndpointGroups": v} for scope, v in by_scope.items()}
+    items["zones/us-central1-a"] = {"warning": {"code": "NO_RESULTS_ON_PAGE", "message": "There are no results for "
+                                                "scope 'zones/us-central1-a' on this page."}}
+    return {"kind": "compute#networkEndpointGroupAggregatedList", "items": items}
+
+
+def serverless_evidence(**kw: Any) -> Evidence:
+    """The healthy staging with the incident's topology: serverless NEG backends, no backend health."""
+    ev = healthy_evidence(**kw)
+    ev.api["compute.backendServices"] = ok("compute.backendServices", serverless_backend_services_body())
+    ev.api["compute.networkEndpointGroups"] = ok("compute.networkEndpointGroups", aggregated_negs_body(
+        [serverless_neg(f"{svc}-neg", svc) for _, svc in SERVERLESS_BACKENDS]))
+    for backend, _ in SERVERLESS_BACKENDS:
+        ev.api.pop(f"compute.backendHealth.{backend}", None)
+    return ev
