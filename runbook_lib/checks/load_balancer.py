@@ -345,5 +345,6 @@ def endpoint(key: str, domain: str, path: str, samples: list[ProbeResult] | None
     return make(cid, title, FAIL, observed=observed, expected=expected, evidence=[key], upstream=["certificates"],
                 reason=f"the health endpoint through the load balancer failed ({why})",
                 remediation="fix the certificate results first if they fail (HTTPS cannot work without them); "
-                            "otherwise see lb.*.health and the service's logs: "
+                            "otherwise see lb.*.health (instance groups) or run.<service>.ready / .startup "
+                            "(Cloud Run behind serverless NEGs) and the service's logs: "
                             f"`gcloud run services logs read SERVICE --region {params.region} --project {params.project}`")

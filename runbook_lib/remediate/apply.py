@@ -79,9 +79,9 @@ async def apply_plan(api: ApiClient, plan: Plan, params: Params, *, audit_file: 
             entry.before = [_snapshot(b) for b in before]
             calls = pending(action, before, params)
             if calls and action.kind == "cert.detach-legacy":  # waits for its condition (certificate_wait)
-                from .certificate_wait import detach_ready, legacy_names
+                from .certificate_wait import detach_ready_hook
 
-                ready, why = await detach_ready(api, params, legacy_names(calls[0].body or {}, before[0].body))
+                ready, why = await detach_ready_hook(api, params, action, before)
                 if not ready:
                     entry.outcome, entry.error = "pending", why
                     entry.after = entry.before
@@ -161,9 +161,9 @@ def pending(action: Action, before: list[ApiRecord], params: Params) -> list[Api
         names = [last_segment(u) for u in (state or {}).get("sslCertificates", [])]
         return [] if params.load_balancer.certificate_name in names else action.calls
     if kind == "cert.detach-legacy":  # done when nothing on the proxy is outside the list it sets
-        from .certificate_wait import legacy_names
+        from .certificate_wait import detach_pending
 
-        return action.calls if legacy_names(action.calls[0].body or {}, state) else []
+        return detach_pending(action, before, params)
     if kind == "lb.timeout":
         return [] if (state or {}).get("timeoutSec", 0) >= params.load_balancer.backend_timeout_s else action.calls
     if kind == "lb.health-check":

@@ -67,3 +67,22 @@ async def detach_ready(
                            "served (a managed certificate needs DNS pointing at the load balancer, up to about an hour)")
         await sleep(min(delay, remaining))
         delay = min(delay * 2, MAX_DELAY_S)
+
+
+# -- the two hooks the applier calls for kind ``cert.detach-legacy`` ---------------------------------
+
+KIND = "cert.detach-legacy"
+
+
+def detach_pending(action, before: list, params: Params) -> list:
+    """Idempotency: the detach is still needed while the proxy (``before[0]``) holds a certificate
+    outside the list the request sets."""
+    state = before[0].body if before and before[0].ok and isinstance(before[0].body, dict) else None
+    return list(action.calls) if action.calls and legacy_names(action.calls[0].body or {}, state) else []
+
+
+async def detach_ready_hook(api: ApiClient, params: Params, action, before: list) -> tuple[bool, str]:
+    """Before sending: wait (bounded) for the managed certificate to be ACTIVE and served; the
+    applier records ``pending`` with the reason when this answers False."""
+    state = before[0].body if before and before[0].ok and isinstance(before[0].body, dict) else None
+    return await detach_ready(api, params, legacy_names(action.calls[0].body or {}, state))

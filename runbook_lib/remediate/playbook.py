@@ -31,8 +31,8 @@ def connector(failing: Failing, ev: Evidence, params: Params) -> list[Action]:
     out: list[Action] = []
     c = params.connector
     where = f"--region {params.region} --project {params.project}"
-    state = failing.get("connector.state")
-    if "connector.exists" in failing or (state is not None and "ERROR" in state.observed):
+    current_state = vpcaccess.Connector.from_json(_body(ev, "vpcaccess.connector") or {}).state
+    if "connector.exists" in failing or ("connector.state" in failing and current_state == vpcaccess.ERROR):
         out.append(Action(
             id="connector.recreate", kind="manual", component="connector",
             title=f"recreate connector {c.name} (it cannot be repaired in place)",
