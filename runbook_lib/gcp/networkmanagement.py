@@ -15,7 +15,7 @@ Shapes and enum names come from the discovery document ``networkmanagement.v1.js
 ``Trace.steps[]`` with ``state`` (START_FROM_CLOUD_RUN_REVISION, APPLY_EGRESS_FIREWALL_RULE,
 APPLY_ROUTE, ARRIVE_AT_VPC_CONNECTOR, DELIVER, DROP, ABORT, ...), ``causesDrop`` and the
 ``drop`` / ``abort`` / ``deliver`` details. gcpdiag records a finished test in
-``test-data/vpc2/json-dumps/connectivity-test.json`` (tests/fixtures/recorded/lb-vpc2-connectivity-test.json).
+``test-data/vpc2/json-dumps/connectivity-test.json`` (tests/fixtures/recorded/gcpdiag/vpc2--connectivity-test.json).
 
 The collector creates and deletes a resource in the project, so it needs the admin role even to
 diagnose, and it can be turned off (``connectivity.enabled: false``).

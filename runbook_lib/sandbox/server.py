@@ -132,7 +132,7 @@ class Sandbox:
             event_spacing_s=9.0,
         )
         https_port = await self.services.start()
-        self.emulator = Emulator(self.state)
+        self.emulator = Emulator(self.state, validate_responses=True)
         api_ports = await self.emulator.start()
         self.monitoring = MonitoringServer(self.metrics, p.project, project_number=self.state.project_number,
                                            blackout=self.state.blackout)
@@ -145,6 +145,7 @@ class Sandbox:
             connector_instances=self.state.connector_instances, num_backends=self._num_backends,
             request_log=lambda: self.services.request_log if self.services else [],
             db_connects=lambda: self.db_connects, database=p.cloudsql.database,
+            startup_latencies=self.state.startup_latencies,
         )
         await self.sampler.sample_once()  # a first point before anyone can query: no empty series race
         self.sampler.start()

@@ -13,7 +13,7 @@ from runbook_lib.params import Params, load_params
 from runbook_lib.probes.base import ProbeResult, Reason
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = Path("/work/shared/gcp-api-samples")
+SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "recorded" / "gcpdiag"  # vendored: see PROVENANCE.md
 FIXTURES = ROOT / "tests" / "fixtures" / "api"
 NOW = datetime(2025, 1, 15, 12, 0, tzinfo=timezone.utc)
 
@@ -143,7 +143,7 @@ def connectivity_test_body(result: str = "REACHABLE", break_at: str | None = Non
     """A finished ConnectivityTest from Cloud Run to Cloud SQL, built on gcpdiag's recorded one (vpc2):
     its firewall and route steps are kept, the source, connector and delivery are the staging path.
     ``break_at``: the step state that ``causesDrop``, followed by a DROP with ``cause``."""
-    body = copy.deepcopy(recorded("lb-vpc2-connectivity-test.json"))
+    body = copy.deepcopy(recorded("gcpdiag/vpc2--connectivity-test.json"))
     steps = body["reachabilityDetails"]["traces"][0]["steps"]
     firewall = next(s for s in steps if s["state"] == "APPLY_EGRESS_FIREWALL_RULE")
     route = next(s for s in steps if s["state"] == "APPLY_ROUTE")
@@ -253,7 +253,7 @@ SERVERLESS_BACKENDS = (("staging-backend-service", "netra-backend-staging"), ("s
 def serverless_neg(name: str, service: str, region: str = "us-central1") -> dict:
     """A regional serverless NEG in the shape of gcpdiag's recorded NEG (lb2), its zonal fields
     replaced by the serverless ones (networkEndpointType SERVERLESS, cloudRun.service, region)."""
-    neg = copy.deepcopy(recorded("lb-lb2-compute-negs-europe-west4-b.json")["items"][0])
+    neg = copy.deepcopy(recorded("gcpdiag/lb2--compute-negs-europe-west4-b.json")["items"][0])
     for zonal in ("zone", "network", "subnetwork"):
         neg.pop(zonal, None)
     base = "https://www.googleapis.com/compute/v1/projects/netra-staging"
@@ -265,7 +265,7 @@ def serverless_neg(name: str, service: str, region: str = "us-central1") -> dict
 def serverless_backend_services_body(health_checks: bool = False, timeout: int | None = None) -> dict:
     """Backend services as recorded (gcpdiag lb1) with one serverless NEG backend each: no health
     check, no timeout set, balancing mode dropped (not used with serverless NEGs)."""
-    body = copy.deepcopy(recorded("lb-lb1-compute-backendServices.json"))
+    body = copy.deepcopy(recorded("gcpdiag/lb1--compute-backendServices.json"))
     template = body["items"][0]
     items = []
     for name, service in SERVERLESS_BACKENDS:

@@ -172,7 +172,7 @@ def recorded_instance(file: str, name: str) -> dict:
 
 def test_recorded_read_replica_without_activation_policy_is_reported_as_a_replica():
     # gcpdiag cloudsql2: sql5 is a READ_REPLICA_INSTANCE of sql3 and reports no activation policy
-    body = recorded_instance("sql-cloudsql2-cloudsql-instances.json", "sql5")
+    body = recorded_instance("gcpdiag/cloudsql2--cloudsql-instances.json", "sql5")
     assert "activationPolicy" not in body["settings"] and body["instanceType"] == "READ_REPLICA_INSTANCE"
     ev = healthy_evidence()
     ev.api["sqladmin.instance"] = ok("sqladmin.instance", body)
@@ -183,7 +183,7 @@ def test_recorded_read_replica_without_activation_policy_is_reported_as_a_replic
 
 
 def test_recorded_primaries_are_runnable_and_not_replicas():
-    for file in ("sql-cloudsql1-cloudsql-instances.json", "sql-cloudsql3-cloudsql-instances.json"):
+    for file in ("gcpdiag/cloudsql1--cloudsql-instances.json", "gcpdiag/cloudsql3--cloudsql-instances.json"):
         for item in json.loads((RECORDED / file).read_text())["items"]:
             inst = Instance.from_json(item)
             assert not inst.is_replica and not inst.is_stopped and inst.activation_policy == "ALWAYS"

@@ -149,7 +149,7 @@ def test_missing_record_is_error():
 # -- connector.path: the Connectivity Test, hop by hop ------------------------------------------------
 
 def test_recorded_connectivity_test_parses_hop_by_hop():
-    test = ConnectivityTest.from_json(recorded("lb-vpc2-connectivity-test.json"))  # gcpdiag vpc2, as recorded
+    test = ConnectivityTest.from_json(recorded("gcpdiag/vpc2--connectivity-test.json"))  # gcpdiag vpc2, as recorded
     assert test.result == "REACHABLE" and test.first_failure() is None
     assert [s.hop for s in test.traces[0]] == ["source", "firewall", "route", "nat", "instance"]
     assert test.destination == "151.101.3.5:443"

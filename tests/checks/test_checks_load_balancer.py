@@ -234,4 +234,4 @@ def test_instance_group_backends_keep_todays_checks_with_neg_evidence_present():
 def sample_negs() -> dict:
     from checks_testkit import recorded
 
-    return {"networkEndpointGroups": recorded("lb-lb2-compute-negs-europe-west4-b.json")["items"]}
+    return {"networkEndpointGroups": recorded("gcpdiag/lb2--compute-negs-europe-west4-b.json")["items"]}

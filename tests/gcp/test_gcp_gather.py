@@ -98,10 +98,10 @@ def test_compute_gather_reads_everything_and_health_per_group():
         ("POST", f"{P}/backendServices/web-backend-service/getHealth"): health,
         ("POST", f"{P}/backendServices/staging-auth-service/getHealth"): health,
         ("GET", "/compute/v1/projects/netra-staging/aggregated/networkEndpointGroups"): aggregated_negs(
-            ("zones/europe-west4-b", recorded("lb-lb2-compute-negs-europe-west4-b.json")["items"])),
+            ("zones/europe-west4-b", recorded("gcpdiag/lb2--compute-negs-europe-west4-b.json")["items"])),
         ("GET", f"{P}/urlMaps/staging-url-map"): {"name": "staging-url-map"},
         ("GET", f"{P}/forwardingRules"): {
-            "items": recorded("lb-lb3-compute-aggregated-forwardingRules.json")["items"]["global"]["forwardingRules"]},
+            "items": recorded("gcpdiag/lb3--compute-aggregated-forwardingRules.json")["items"]["global"]["forwardingRules"]},
     }
     records, router = gather(compute, routes, params)
     assert sorted(records) == sorted([
@@ -143,7 +143,7 @@ def test_compute_gather_asks_no_health_of_serverless_negs():
     svc.update(name="staging-backend-service", healthChecks=[])
     svc["backends"] = [{"group": "https://www.googleapis.com/compute/v1/projects/netra-staging/regions/us-central1/"
                                  "networkEndpointGroups/backend-neg"}]
-    neg = dict(recorded("lb-lb2-compute-negs-europe-west4-b.json")["items"][0])
+    neg = dict(recorded("gcpdiag/lb2--compute-negs-europe-west4-b.json")["items"][0])
     neg.pop("zone"), neg.pop("network"), neg.pop("subnetwork")
     neg.update(name="backend-neg", networkEndpointType="SERVERLESS", cloudRun={"service": "netra-backend-staging"},
                region="https://www.googleapis.com/compute/v1/projects/netra-staging/regions/us-central1", size=0)

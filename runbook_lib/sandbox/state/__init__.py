@@ -193,15 +193,15 @@ class SandboxState(VpcAccess, SqlAdmin, Compute, SecretManager, Run, NetworkMana
                     out.append(neg["cloudRun"]["service"])
         return out
 
-    def startup_latencies(self) -> dict[str, float]:
-        """Per Cloud Run service, the serving revision's startup time (real-world seconds)."""
+    def startup_latencies(self) -> dict[str, tuple[str, float]]:
+        """Per Cloud Run service: (serving revision id, its startup time, time-scaled like the wire)."""
         with self._lock:
             self.tick()
             out = {}
             for svc in self._services:
                 rev = self.serving_revision(svc)
                 if rev is not None:
-                    out[svc] = self.startup_time_s(rev)
+                    out[svc] = (last(rev["name"]), self.scaled(self.startup_time_s(rev)))
             return out
 
     def startup_remaining_s(self) -> float:
