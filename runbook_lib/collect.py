@@ -45,7 +45,7 @@ def health_urls(params: Params) -> list[str]:
 
 
 async def gather(env, phase: str, *, progress: Progress | None = None, golden_path: bool = False) -> Evidence:
-    from .gcp import compute, monitoring, run, secretmanager, sqladmin, vpcaccess
+    from .gcp import compute, monitoring, networkmanagement, run, secretmanager, sqladmin, vpcaccess
 
     params: Params = env.params
     started, now = time.perf_counter(), utcnow()
@@ -66,6 +66,16 @@ async def gather(env, phase: str, *, progress: Progress | None = None, golden_pa
         finally:
             tick(label)
 
+    async def run_then_path() -> dict[str, ApiRecord]:
+        """Cloud Run first: the Connectivity Test starts from one of its revisions."""
+        services = await run.gather(api, params)
+        rec = services.get(run.KEY)
+        if rec is not None and rec.ok:
+            revision, why_not = networkmanagement.source_revision(rec.body, params)
+        else:
+            revision, why_not = None, f"the Cloud Run services could not be read ({rec.error.message if rec and rec.error else 'no record'})"
+        return {**services, **await networkmanagement.gather(api, params, revision, why_not=why_not)}
+
     async with api:
         sql_host = params.cloudsql.host
         product_jobs = {
@@ -73,7 +83,7 @@ async def gather(env, phase: str, *, progress: Progress | None = None, golden_pa
             "sqladmin": sqladmin.gather(api, params),
             "compute": compute.gather(api, params),
             "secretmanager": secretmanager.gather(api, params),
-            "run": run.gather(api, params),
+            "run": run_then_path(),
         }
         total = len(product_jobs) + 1
         # The database address comes from the parameters or, live, from the instance's private IP;

@@ -54,11 +54,12 @@ class Endpoints(Strict):
     compute: str = "https://compute.googleapis.com"
     secretmanager: str = "https://secretmanager.googleapis.com"
     run: str = "https://run.googleapis.com"
+    networkmanagement: str = "https://networkmanagement.googleapis.com"
     monitoring: str = "monitoring.googleapis.com:443"
     monitoring_insecure: bool = False
     credentials: Literal["adc", "anonymous"] = "adc"
 
-    @field_validator("vpcaccess", "sqladmin", "compute", "secretmanager", "run")
+    @field_validator("vpcaccess", "sqladmin", "compute", "secretmanager", "run", "networkmanagement")
     @classmethod
     def _url(cls, v: str) -> str:
         if not re.match(r"^https?://[^/\s]+$", v):
@@ -71,6 +72,8 @@ class Network(Strict):
 
     connect_to: dict[str, str] = Field(default_factory=dict)
     ca_bundle: str | None = None
+    vantage: Literal["auto", "inside_vpc", "outside_vpc"] = Field(
+        default="auto", description="where the probes run: auto decides from the route and the platform")
 
     @field_validator("connect_to")
     @classmethod
@@ -167,6 +170,8 @@ class LoadBalancer(Strict):
     backend_timeout_s: int = Field(default=600, ge=1, le=86400)
     startup_s: int = Field(default=600, ge=0, le=3600)
     health_check: HealthCheckPolicy = Field(default_factory=HealthCheckPolicy)
+    url_map: str = Field(default="staging-url-map", pattern=NAME)
+    forwarding_rule: str = Field(default="staging-https-rule", pattern=NAME)
 
     @field_validator("health_checks")
     @classmethod
@@ -228,6 +233,13 @@ class Thresholds(Strict):
     ws_connect_s: float = Field(default=10.0, gt=0)
     startup_s: float = Field(default=300.0, gt=0)
     error_rate_pct: float = Field(default=1.0, ge=0, le=100)
+
+
+class Connectivity(Strict):
+    """Network Management Connectivity Tests (Cloud Run revision -> Cloud SQL): created, read, deleted."""
+
+    enabled: bool = True
+    deadline_s: float = Field(default=120.0, gt=0, le=900, description="create + analysis, polled with backoff")
 
 
 class Monitoring(Strict):
@@ -299,6 +311,7 @@ class Params(Strict):
     secrets: Secrets
     thresholds: Thresholds = Field(default_factory=Thresholds)
     monitoring: Monitoring = Field(default_factory=Monitoring)
+    connectivity: Connectivity = Field(default_factory=Connectivity)
     remediation: Remediation = Field(default_factory=Remediation)
     golden_path: GoldenPath = Field(default_factory=GoldenPath)
     handback: Handback = Field(default_factory=Handback)

@@ -92,8 +92,8 @@ def client_view(ev: Evidence, params: Params, domain: str) -> list[CheckResult]:
     if not cert:
         why = f"the served certificate could not be read: {sample.info.get('cert_error', 'no details recorded')}"
         return out + [make(ids[s], titles[s], SKIP, reason=why, evidence=[f"tls.{domain}"]) for s in STEPS[3:]]
-    return out + [chain(ids["chain"], titles["chain"], domain, sample, cert, params),
-                  hostname(ids["hostname"], titles["hostname"], domain, cert, params),
+    return out + [chain(ids["chain"], titles["chain"], domain, sample, cert, params, ev),
+                  hostname(ids["hostname"], titles["hostname"], domain, cert, params, ev),
                   expiry(ids["expiry"], titles["expiry"], domain, ev, cert, params)]
 
 
@@ -107,14 +107,22 @@ def _observed(step: str, sample: ProbeResult) -> str:
     return f"{info.get('tls_version') or 'TLS'} in {sample.phases.get('tls', 0.0):.3f} s"
 
 
-def _use_managed(params: Params) -> str:
-    return (f"serve the Google-managed certificate {params.load_balancer.certificate_name} for both domains "
+def _use_managed(params: Params, ev: Evidence | None = None) -> str:
+    proxy = _proxy(ev) if ev is not None else None
+    current = proxy.certificate_names if proxy else []
+    name = params.load_balancer.certificate_name
+    try:
+        attach = f"`{compute.attach_managed_certificate(params, current).gcloud}`"
+    except ValueError as exc:  # the proxy is full
+        attach = str(exc)
+    return (f"serve the Google-managed certificate {name} for both domains "
             "(see cert.managed and cert.attached): "
-            f"`{compute.insert_managed_certificate(params).gcloud}`; "
-            f"`{compute.set_ssl_certificates(params, [params.load_balancer.certificate_name]).gcloud}`")
+            f"`{compute.insert_managed_certificate(params).gcloud}`; add it beside the current certificates: "
+            f"{attach}; remove the old ones only once {name} is ACTIVE and served")
 
 
-def chain(cid: str, title: str, domain: str, sample: ProbeResult, cert: dict, params: Params) -> CheckResult:
+def chain(cid: str, title: str, domain: str, sample: ProbeResult, cert: dict, params: Params,
+          ev: Evidence | None = None) -> CheckResult:
     key = f"tls.{domain}"
     issuer = cert.get("issuer", "?")
     if cert.get("verified") or sample.reason in (Reason.hostname_mismatch, Reason.expired):
@@ -123,10 +131,10 @@ def chain(cid: str, title: str, domain: str, sample: ProbeResult, cert: dict, pa
     return make(cid, title, FAIL, observed=f"issued by {issuer}: {cert.get('verify_error') or sample.detail}",
                 expected="chains to a trusted CA", evidence=[key],
                 reason="clients refuse the certificate: it does not chain to a CA they trust",
-                remediation=_use_managed(params))
+                remediation=_use_managed(params, ev))
 
 
-def hostname(cid: str, title: str, domain: str, cert: dict, params: Params) -> CheckResult:
+def hostname(cid: str, title: str, domain: str, cert: dict, params: Params, ev: Evidence | None = None) -> CheckResult:
     names = list(cert.get("sans") or []) or ([cert["subject"]] if cert.get("subject") else [])
     observed = ", ".join(names) or "no names"
     key = f"tls.{domain}"
@@ -134,7 +142,7 @@ def hostname(cid: str, title: str, domain: str, cert: dict, params: Params) -> C
         return make(cid, title, PASS, observed=observed, expected=domain, evidence=[key])
     return make(cid, title, FAIL, observed=observed, expected=domain, evidence=[key],
                 reason=f"the served certificate does not name {domain}: browsers and WebSocket clients refuse it",
-                remediation=_use_managed(params))
+                remediation=_use_managed(params, ev))
 
 
 def expiry(cid: str, title: str, domain: str, ev: Evidence, cert: dict, params: Params) -> CheckResult:
@@ -147,7 +155,7 @@ def expiry(cid: str, title: str, domain: str, ev: Evidence, cert: dict, params: 
                     reason=f"the certificate's expiry date could not be read ({cert.get('not_after')!r})")
     left = days_between(not_after, ev.now)
     observed = f"expires {not_after:%Y-%m-%d %H:%M} UTC ({fmt_days(left)} left)"
-    fix = ("a Google-managed certificate renews itself; " + _use_managed(params))
+    fix = ("a Google-managed certificate renews itself; " + _use_managed(params, ev))
     if not_before is not None and not_before > ev.now:
         return make(cid, title, FAIL, observed=f"not valid before {not_before:%Y-%m-%d %H:%M} UTC", expected=expected,
                     evidence=evidence, reason="the certificate is not valid yet", remediation=fix)
@@ -263,9 +271,60 @@ def attached(ev: Evidence, params: Params, chosen: str | None) -> CheckResult:
             return make(cid, title, WARN, observed=observed, expected=expected, evidence=[PROXY],
                         reason=map_note, remediation=map_note)
         return make(cid, title, PASS, observed=observed, expected=expected, evidence=[PROXY])
-    keep = [wanted] + [s for s in served if s != wanted]
+    try:
+        add = f"`{compute.attach_managed_certificate(params, served).gcloud}`"
+    except ValueError as exc:
+        add = f"{exc}; then add it"
     return make(cid, title, FAIL, observed=observed, expected=expected, evidence=[PROXY, CERTS],
                 reason=f"{wanted} is not on the proxy, so clients are not offered it"
                        + (f"; {map_note}" if map_note else ""),
-                remediation=f"`{compute.set_ssl_certificates(params, keep).gcloud}` (keeps the current ones until "
-                            f"{wanted} is ACTIVE; drop them afterwards)")
+                remediation=f"{add} (adds it beside the current ones, which keep being served until {wanted} is "
+                            "ACTIVE; a managed certificate provisions only once attached and DNS points at the load "
+                            "balancer); remove the old ones after the live TLS probe sees the managed one for both "
+                            "domains (the plan's cert.detach-legacy)")
+
+
+# -- is the managed certificate what clients get? (the condition of cert.detach-legacy) -------------
+
+def pem_serials(pem: str | None) -> set[str]:
+    """Serial numbers (hex, as the TLS probe records them) of the certificates in a PEM chain."""
+    if not pem:
+        return set()
+    from cryptography import x509
+
+    try:
+        return {format(c.serial_number, "x") for c in x509.load_pem_x509_certificates(pem.encode())}
+    except ValueError:
+        return set()
+
+
+def managed_served(samples: dict[str, ProbeResult], managed: SslCertificate,
+                   legacy: list[SslCertificate]) -> tuple[bool, str]:
+    """``(True, how)`` when the live TLS probe of every domain (``samples``: domain -> result) got
+    the managed certificate, ``(False, why not)`` otherwise.
+
+    "Got it" means: the handshake verified, the served certificate names the domain, and it is the
+    managed one: its serial is in the managed certificate's PEM when the API reports one, else it
+    is none of the legacy certificates' serials (the managed certificate being ACTIVE).
+    """
+    if managed.managed_status != "ACTIVE":
+        return False, f"{managed.name} is {managed.managed_status or 'in an unknown state'}, not ACTIVE"
+    ours = pem_serials(managed.raw.get("certificate"))
+    theirs = set().union(*(pem_serials(c.raw.get("certificate")) for c in legacy)) if legacy else set()
+    missing = []
+    for domain, sample in samples.items():
+        cert = sample.info.get("cert") or {}
+        serial = cert.get("serial", "")
+        if not sample.ok:
+            missing.append(f"{domain}: TLS probe failed ({sample.reason.value if sample.reason else 'error'}: "
+                           f"{sample.detail})")
+        elif not covers(cert.get("sans") or [], domain):
+            missing.append(f"{domain}: the served certificate names {', '.join(cert.get('sans') or []) or 'nothing'}")
+        elif ours and serial not in ours:
+            missing.append(f"{domain}: serves serial {serial or '?'}, not {managed.name}'s")
+        elif not ours and serial in theirs:
+            missing.append(f"{domain}: still serves a legacy certificate (serial {serial})")
+    if missing:
+        return False, "; ".join(missing)
+    how = "serial matches its PEM" if ours else "verified, names the domain, not a legacy certificate's serial"
+    return True, f"{managed.name} is ACTIVE and served for {' and '.join(samples)} ({how})"

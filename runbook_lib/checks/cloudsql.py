@@ -23,7 +23,7 @@ make = Maker("cloudsql", Severity.critical)
 
 TITLES = {
     "sql.exists": "Cloud SQL instance exists",
-    "sql.state": "Instance is RUNNABLE",
+    "sql.state": "Instance is running (RUNNABLE, not stopped)",
     "sql.activation_policy": "Activation policy keeps it running",
     "sql.private_ip": "Private IP on the VPC network",
     "sql.ssl_required": "SSL required",
@@ -59,13 +59,20 @@ def state(inst: Instance, params: Params) -> CheckResult:
     start = f"`{sqladmin.set_activation_policy_always(params).gcloud}`"
     restart = f"`{sqladmin.restart(params).gcloud}`"
     s = inst.state
+    expected = "RUNNABLE with an activation policy other than NEVER"
+    if inst.is_stopped:
+        return make(cid, title, FAIL, observed=f"{s}, activation policy {inst.activation_policy}", expected=expected,
+                    evidence=[KEY], reason="the instance is stopped (Cloud SQL reports a stopped instance as RUNNABLE "
+                                           "with activation policy NEVER): every connection is refused",
+                    remediation=f"start it: {start}")
     if s == sqladmin.RUNNABLE:
-        return make(cid, title, PASS, observed=s, expected="RUNNABLE", evidence=[KEY])
+        kind = f"read replica of {inst.primary or 'its primary'}" if inst.is_replica else ""
+        observed = s + (f" ({kind})" if kind else "")
+        return make(cid, title, PASS, observed=observed, expected=expected, evidence=[KEY])
     if s == "PENDING_CREATE":
         return make(cid, title, WARN, observed=s, expected="RUNNABLE", evidence=[KEY],
                     reason="the instance is still being created: wait and re-run")
     why, fix = {
-        "STOPPED": ("the instance is stopped: every connection is refused", f"start it: {start}"),
         "SUSPENDED": ("the instance is suspended (billing account or policy problem)",
                       f"resolve the suspension (check the project's billing account), then {start}"),
         "MAINTENANCE": ("the instance is in maintenance and not serving",
@@ -78,6 +85,9 @@ def state(inst: Instance, params: Params) -> CheckResult:
 def activation_policy(inst: Instance, params: Params) -> CheckResult:
     cid, title = "sql.activation_policy", TITLES["sql.activation_policy"]
     policy = inst.activation_policy or "not reported"
+    if inst.is_replica and not inst.activation_policy:
+        return make(cid, title, PASS, observed=f"not reported (read replica of {inst.primary or 'its primary'})",
+                    expected="ALWAYS, or none for a read replica", evidence=[KEY])
     if policy == "ALWAYS":
         return make(cid, title, PASS, observed=policy, expected="ALWAYS", evidence=[KEY])
     if policy == "ON_DEMAND":
@@ -154,6 +164,19 @@ def flags(inst: Instance, params: Params) -> CheckResult:
                        "indefinitely", remediation=f"`{sqladmin.patch_flags(params, current).gcloud}`")
 
 
+def _not_serving(ev: Evidence) -> str:
+    """Why the instance cannot accept connections, from the API (empty when it can or is unknown)."""
+    rec = ev.api.get(KEY)
+    if not usable(rec):
+        return ""
+    inst = Instance.from_json(rec.body)
+    if inst.is_stopped:
+        return "the instance is stopped (RUNNABLE with activation policy NEVER, see sql.state)"
+    if inst.state not in (sqladmin.RUNNABLE, "SQL_INSTANCE_STATE_UNSPECIFIED"):
+        return f"the instance is {inst.state} (see sql.state)"
+    return ""
+
+
 def connect(ev: Evidence, params: Params) -> CheckResult:
     cid, title = "sql.connect", "Database connections are established in time"
     samples: list[ProbeResult] = ev.probes.get(PROBE) or []
@@ -164,6 +187,13 @@ def connect(ev: Evidence, params: Params) -> CheckResult:
         return make(cid, title, SKIP, expected=expected, evidence=[PROBE], upstream=["connector"],
                     reason="no connection samples: the probe did not run (no database host: cloudsql.host is unset "
                            "and the instance has no private IP, see sql.private_ip)")
+    unmeasurable = not_measurable_here(samples, params)
+    if unmeasurable:
+        return make(cid, title, SKIP, expected=expected, evidence=[PROBE],
+                    observed=f"{sum(not s.ok for s in samples)}/{len(samples)} samples failed ({reasons_counted(samples)})",
+                    reason=f"not measurable from this host: {unmeasurable}; a timeout here says nothing about the "
+                           "connector (connector.path has the path as Google analyses it)",
+                    remediation=_measure_inside(params))
     n = len(samples)
     durations = [s.total_s for s in samples]
     p50, p95, worst = percentile(durations, 50), percentile(durations, 95), max(durations)
@@ -181,8 +211,49 @@ def connect(ev: Evidence, params: Params) -> CheckResult:
         reasons.append(f"{len(failed)}/{n} failed ({reasons_counted(samples)}); e.g. {first.detail or first.reason}")
     if slow:
         reasons.append(f"p95 {fmt_s(p95, scale)} is at or over the {limit:g} s threshold")
+    down = _not_serving(ev) if failed else ""
+    if down:  # the connector is not to blame for an instance that does not run
+        return make(cid, title, FAIL, observed=observed, expected=expected, evidence=[PROBE, KEY],
+                    reason=f"{down}: connections fail upstream of the path; " + "; ".join(reasons),
+                    remediation=f"start the instance first (sql.state): `{sqladmin.set_activation_policy_always(params).gcloud}`")
     return make(cid, title, FAIL, observed=observed, expected=expected, evidence=[PROBE, KEY], upstream=["connector"],
                 reason="; ".join(reasons), remediation=_connect_advice(failed, slow, params))
+
+
+def not_measurable_here(samples: list[ProbeResult], params: Params) -> str:
+    """Why the probe's host cannot measure a private database address (empty when it can).
+
+    Keys on the address actually dialed (``info.vantage``, after any ``connect_to``), so a sandbox
+    database on loopback stays measurable. A host that got a TCP connection through evidently
+    reaches it; otherwise a private address counts as unreachable from here when the route says so,
+    when ``network.vantage`` says the host is outside the VPC, or when nothing shows it is inside
+    (``routable: unknown``) and every sample failed before connecting.
+    """
+    if params.network.vantage == "inside_vpc":
+        return ""
+    seen = next((s.info["vantage"] for s in samples if isinstance(s.info.get("vantage"), dict)), None)
+    if not seen or not seen.get("private"):
+        return ""
+    if any(s.ok or s.info.get("peer") for s in samples):
+        return ""  # a connection got through: this host routes there
+    where = (f"{seen.get('host', 'this host')} dialed {seen.get('address')}"
+             + (f" from {seen['source']}" if seen.get("source") else ""))
+    if params.network.vantage == "outside_vpc":
+        return f"network.vantage is outside_vpc ({where}, a private address)"
+    routable = seen.get("routable")
+    before_connect = all(s.reason in (Reason.timeout, Reason.unreachable) and not s.info.get("peer") for s in samples)
+    if routable == "no" or (routable == "unknown" and before_connect):
+        return f"{seen.get('why', 'a private address')} ({where}; no connection reached it)"
+    return ""
+
+
+def _measure_inside(params: Params) -> str:
+    c = params
+    return (f"measure from inside the VPC: run the runbook as a Cloud Run job on the same connector "
+            f"(`gcloud run jobs deploy runbook-probe --image IMAGE --vpc-connector {c.connector.name} --vpc-egress "
+            f"all-traffic --region {c.region} --project {c.project}` then `gcloud run jobs execute runbook-probe "
+            f"--region {c.region} --project {c.project}`), or from a VM on {c.cloudsql.network}; set "
+            "network.vantage: inside_vpc there")
 
 
 def _connect_advice(failed: list[ProbeResult], slow: bool, params: Params) -> str:

@@ -1,13 +1,17 @@
 """Serverless VPC Access connector: exists, READY, sized, on the right network, used, not saturated."""
 from __future__ import annotations
 
+from collections import Counter
+
 from ..evidence import Evidence
-from ..gcp import run, vpcaccess
+from ..gcp import networkmanagement, run, vpcaccess
 from ..gcp.monitoring import latest_total, peak
+from ..gcp.networkmanagement import ConnectivityTest
 from ..gcp.vpcaccess import Connector
 from ..params import Params
+from ..probes.base import PHASES, ProbeResult
 from ..results import CheckResult, Severity
-from ._util import FAIL, PASS, SKIP, WARN, Maker, unavailable, usable
+from ._util import FAIL, PASS, SKIP, WARN, Maker, percentile, unavailable, usable
 
 KEY = vpcaccess.KEY
 METRIC = "monitoring.connector_instances"
@@ -22,6 +26,8 @@ TITLES = {
     "connector.attachment": "Cloud Run services egress through the connector",
     "connector.saturation": "Connector is not saturated",
 }
+PATH = networkmanagement.KEY
+PROBE = "postgres.connect"
 
 
 def evaluate(ev: Evidence, params: Params) -> list[CheckResult]:
@@ -34,13 +40,13 @@ def evaluate(ev: Evidence, params: Params) -> list[CheckResult]:
         ]
     if not usable(rec):
         own = [unavailable(make, cid, TITLES[cid], rec, KEY) for cid in list(TITLES)[:5]]
-        return own + [attachment(ev, params), saturation(ev, params, None)]
+        return own + [attachment(ev, params), saturation(ev, params, None), path(ev, params)]
     conn = Connector.from_json(rec.body)
     return [
         make("connector.exists", TITLES["connector.exists"], PASS, observed=rec.body.get("name", name),
              expected=f"connector {name} in {params.region}", evidence=[KEY]),
         state(conn, params), instances(conn, params), network(conn, params), ip_range(conn, params),
-        attachment(ev, params), saturation(ev, params, conn),
+        attachment(ev, params), saturation(ev, params, conn), path(ev, params),
     ]
 
 
@@ -184,3 +190,73 @@ def saturation(ev: Evidence, params: Params, conn: Connector | None) -> CheckRes
                            f"{params.monitoring.lookback_minutes} min; it may saturate again under load")
     return make(cid, title, PASS, observed=observed, expected=expected, evidence=[METRIC])
 
+
+
+# -- the path, hop by hop (Network Management Connectivity Test) ------------------------------------
+
+def probe_timings(samples: list[ProbeResult]) -> str:
+    """The live database probe's phases beside the analysis: median per phase, where timeouts waited."""
+    if not samples:
+        return "no live probe samples"
+    attempted = [s for s in samples if s.info.get("attempted", True)]
+    phases = ", ".join(f"{name} {percentile([s.phases.get(name, 0.0) for s in attempted], 50):.3f} s"
+                       for name in PHASES["postgres"] if attempted)
+    stuck = Counter(s.info.get("waiting_for", "?") for s in attempted if not s.ok and s.reason and s.reason.value == "timeout")
+    where = "; timed out during " + ", ".join(f"{phase} ({n})" for phase, n in stuck.most_common()) if stuck else ""
+    failed = sum(not s.ok for s in samples)
+    return f"probe p50 {phases or '-'}; {failed}/{len(samples)} failed{where}"
+
+
+def _hop_advice(hop: str, params: Params) -> tuple[str, list[str]]:
+    """``(remediation, upstream components)`` for the hop where the path breaks."""
+    c, where = params.connector, f"--project {params.project}"
+    return {
+        "connector": (f"the connector drops the traffic: fix the connector.* results (`gcloud compute networks "
+                      f"vpc-access connectors describe {c.name} --region {params.region} {where}`)", []),
+        "firewall": (f"a firewall rule blocks TCP {params.cloudsql.port}: allow egress from the connector's range "
+                     f"{c.ip_cidr_range} to the instance's private range (`gcloud compute firewall-rules list "
+                     f"--filter=network:{c.network} {where}`)", []),
+        "route": (f"no route to the instance's private IP: check private services access on {c.network} "
+                  f"(`gcloud services vpc-peerings list --network={c.network} {where}`) and the routes "
+                  f"(`gcloud compute routes list --filter=network:{c.network} {where}`)", []),
+        "instance": (f"the instance does not accept the traffic: see sql.state and sql.private_ip "
+                     f"(`gcloud sql instances describe {params.cloudsql.instance} {where}`)", ["cloudsql"]),
+        "source": ("the Cloud Run revision cannot send into the VPC: see run.<service>.ready and run.<service>.vpc "
+                   "(a revision without a connector, or not Ready)", ["cloud_run"]),
+    }.get(hop, (f"see the trace: `gcloud network-management connectivity-tests describe TEST {where}` "
+                "(the runbook deletes its test; create one with the same source and destination)", []))
+
+
+def path(ev: Evidence, params: Params) -> CheckResult:
+    cid, title = "connector.path", "Cloud Run reaches Cloud SQL through the connector, hop by hop"
+    dest = f"{params.cloudsql.instance}:{networkmanagement.POSTGRES_PORT}"
+    expected = f"Connectivity Test REACHABLE to {dest}"
+    rec = ev.api.get(PATH)
+    timings = probe_timings(ev.probes.get(PROBE) or [])
+    if not usable(rec):
+        return unavailable(make, cid, title, rec, PATH, expected=expected)
+    test = ConnectivityTest.from_json(rec.body)
+    hops = " -> ".join(s.short() for s in (test.traces[0] if test.traces else []))
+    observed = f"{test.result} from {test.source or '?'} to {test.destination or dest}: {hops or 'no trace'}; {timings}"
+    evidence = [PATH, PROBE]
+    if test.result == networkmanagement.REACHABLE:
+        return make(cid, title, PASS, observed=observed, expected=expected, evidence=evidence)
+    failure = test.first_failure()
+    if test.result == networkmanagement.UNREACHABLE and failure is not None:
+        culprit, final = failure
+        cause = final.cause if final is not None and final.cause else culprit.cause
+        # the drop cause names the hop more precisely than the step it was found at (a route step
+        # may drop for CLOUD_SQL_INSTANCE_NOT_RUNNING): the cause wins when it names one
+        by_cause = final.hop if final is not None and final.hop not in ("drop", "abort") else ""
+        hop = by_cause or (culprit.hop if culprit.hop not in ("drop", "abort", "other") else "other")
+        advice, upstream = _hop_advice(hop, params)
+        return make(cid, title, FAIL, observed=observed, expected=expected, evidence=evidence, upstream=upstream,
+                    reason=(f"the path breaks at the {hop} hop: {culprit.label()}"
+                            + (f", cause {cause}" if cause and cause not in culprit.label() else "")
+                            + (f" ({culprit.description})" if culprit.description else "")),
+                    remediation=advice)
+    why = test.error or (f"{failure[0].label()}" if failure else "the analysis reached no verdict")
+    return make(cid, title, WARN, observed=observed, expected=expected, evidence=evidence, severity=Severity.medium,
+                reason=f"the Connectivity Test is {test.result}: {why}",
+                remediation=("re-run; if it stays so, describe a test with the same source and destination: "
+                             f"`gcloud network-management connectivity-tests list --project {params.project}`"))

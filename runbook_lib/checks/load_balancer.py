@@ -1,10 +1,18 @@
-"""Load balancer: backend timeouts and health checks that tolerate the services' startup, healthy
-backends, and the health endpoints answering 200 in time through the real front door."""
+"""Load balancer: what each backend service really fronts, then the checks that apply to it, and
+the health endpoints answering 200 in time through the real front door.
+
+Serverless NEG backends (Cloud Run): ``lb.<backend>.backends`` (every backend a SERVERLESS NEG in the
+services' region naming an existing Cloud Run service) and ``lb.<backend>.config`` (no health check,
+no timeout: Google rejects both on such a backend service). There is no backend timeout or health
+check to judge, said once in ``lb.serverless``; the 600 s concerns are the Cloud Run revision's
+(``run.<svc>.timeout`` / ``run.<svc>.startup``). Instance-group and zonal-NEG backends keep
+``lb.<backend>.timeout`` / ``.health`` and the health checks' ``lb.<hc>.tolerance/path/policy``.
+"""
 from __future__ import annotations
 
 from ..evidence import Evidence
-from ..gcp import compute
-from ..gcp.compute import BackendHealth, BackendService, HealthCheck
+from ..gcp import compute, run
+from ..gcp.compute import BackendHealth, BackendService, HealthCheck, NetworkEndpointGroup
 from ..params import Params
 from ..probes.base import ProbeResult
 from ..results import CheckResult, Severity
@@ -14,17 +22,48 @@ from ._util import (
 )
 
 make = Maker("load_balancer", Severity.high)
-SERVICES, CHECKS = compute.BACKEND_SERVICES, compute.HEALTH_CHECKS
+SERVICES, CHECKS, NEGS = compute.BACKEND_SERVICES, compute.HEALTH_CHECKS, compute.NEGS
 
 
 def evaluate(ev: Evidence, params: Params) -> list[CheckResult]:
-    return backend_results(ev, params) + health_check_results(ev, params) + endpoint_results(ev, params)
+    serverless = serverless_backends(ev, params)
+    return (backend_results(ev, params, serverless) + health_check_results(ev, params, serverless)
+            + endpoint_results(ev, params))
+
+
+# -- topology ---------------------------------------------------------------------------------------
+
+def _negs(ev: Evidence) -> dict[tuple[str, str], NetworkEndpointGroup]:
+    rec = ev.api.get(NEGS)
+    return compute.negs_of(rec.body) if usable(rec) else {}
+
+
+def _looks_serverless(svc: BackendService) -> bool:
+    """Without the NEG list: every backend a regional NEG (what a global external load balancer
+    takes only as serverless, PSC or internet NEGs), so no health-check or timeout advice is given."""
+    refs = [compute.group_ref(g) for g in svc.groups]
+    return bool(refs) and all(c == "networkEndpointGroups" and s.startswith("regions/") for s, c, _ in refs)
+
+
+def serverless_backends(ev: Evidence, params: Params) -> dict[str, BackendService]:
+    """The configured backend services whose backends are serverless NEGs, by name."""
+    rec = ev.api.get(SERVICES)
+    if not usable(rec):
+        return {}
+    negs, neg_rec = _negs(ev), ev.api.get(NEGS)
+    out = {}
+    for svc in compute.items(rec.body, BackendService):
+        if svc.name in params.load_balancer.backend_services and (
+                svc.is_serverless(negs) or (not usable(neg_rec) and _looks_serverless(svc))):
+            out[svc.name] = svc
+    return out
 
 
 # -- backend services -----------------------------------------------------------------------------
 
-def backend_results(ev: Evidence, params: Params) -> list[CheckResult]:
+def backend_results(ev: Evidence, params: Params, serverless: dict[str, BackendService] | None = None) -> list[CheckResult]:
     rec = ev.api.get(SERVICES)
+    serverless = serverless_backends(ev, params) if serverless is None else serverless
     out: list[CheckResult] = []
     by_name = {s.name: s for s in compute.items(rec.body, BackendService)} if usable(rec) else {}
     for name in params.load_balancer.backend_services:
@@ -41,8 +80,102 @@ def backend_results(ev: Evidence, params: Params) -> list[CheckResult]:
                                         f"{params.project}`) and fix load_balancer.backend_services"))
             out.append(make(ids[1], titles[1], SKIP, evidence=[SERVICES], reason=f"backend service {name} does not exist"))
             continue
+        if name in serverless:
+            out += [serverless_targets(svc, ev, params), serverless_config(svc, params)]
+            continue
         out += [timeout(ids[0], titles[0], svc, params), health(ids[1], titles[1], svc, ev)]
+    if serverless:
+        out.append(not_applicable(serverless, params))
     return out
+
+
+def not_applicable(serverless: dict[str, BackendService], params: Params) -> CheckResult:
+    """The one line that says why serverless backends get no timeout or health-check verdicts."""
+    names = ", ".join(serverless)
+    unused = ", ".join(params.load_balancer.health_checks)
+    return make("lb.serverless", "Backend timeout and health checks do not apply to serverless NEG backends", SKIP,
+                observed=f"{names}: serverless NEG backends (Cloud Run)", evidence=[SERVICES, NEGS],
+                reason=(f"{names} front Cloud Run through serverless NEGs. Google refuses a backend timeout "
+                        f"(\"{compute.SERVERLESS_REJECTS['timeoutSec']}\") and a health check "
+                        f"(\"{compute.SERVERLESS_REJECTS['healthChecks']}\") on them, so there is none to judge "
+                        f"and the health checks {unused} are not used by these backends. How long a request or a "
+                        "WebSocket may live is the Cloud Run revision's timeout, and whether a slow-starting "
+                        "revision gets traffic is its startup probe: see run.<service>.timeout and "
+                        "run.<service>.startup"))
+
+
+def serverless_targets(svc: BackendService, ev: Evidence, params: Params) -> CheckResult:
+    """Every backend a SERVERLESS NEG in the services' region, naming a Cloud Run service that exists."""
+    cid, title = f"lb.{safe_id(svc.name)}.backends", f"{svc.name} sends to existing Cloud Run services"
+    expected = f"serverless NEGs in {params.region} naming existing Cloud Run services"
+    neg_rec, run_rec = ev.api.get(NEGS), ev.api.get(run.KEY)
+    if not usable(neg_rec):
+        return unavailable(make, cid, title, neg_rec, NEGS, expected=expected)
+    negs = compute.negs_of(neg_rec.body)
+    services = run.services_of(run_rec.body) if usable(run_rec) else None
+    seen, problems = [], []
+    for group in svc.groups:
+        neg = compute.neg_for(group, negs)
+        name = compute.group_ref(group)[2]
+        if neg is None:
+            problems.append(f"{name}: not in the project's network endpoint groups")
+            continue
+        target = neg.cloud_run_service
+        seen.append(f"{neg.name} ({neg.type or 'type unknown'}, {neg.region or neg.zone or '?'}) -> {target or '?'}")
+        if not neg.is_serverless:
+            problems.append(f"{neg.name} is {neg.type}, not SERVERLESS")
+        elif not target:
+            problems.append(f"{neg.name} names no Cloud Run service (cloudRun {neg.cloud_run or 'absent'})")
+        elif neg.region != params.region:
+            problems.append(f"{neg.name} is in {neg.region or 'no region'}, the services run in {params.region}")
+        elif services is not None and target not in services:
+            problems.append(f"{neg.name} sends to {target}, which does not exist in {params.region}")
+    observed = "; ".join(seen) or "no backends"
+    if not svc.groups:
+        problems.append("no backends attached: every request fails")
+    if problems:
+        service = (params.cloud_run.services or ["SERVICE"])[0]
+        return make(cid, title, FAIL, observed=observed, expected=expected, evidence=[SERVICES, NEGS, run.KEY],
+                    reason="; ".join(problems),
+                    remediation=(f"point a serverless NEG in {params.region} at the service and attach it: "
+                                 f"`gcloud compute network-endpoint-groups create NEG --region {params.region} "
+                                 f"--network-endpoint-type=serverless --cloud-run-service={service} --project "
+                                 f"{params.project}`; `gcloud compute backend-services add-backend {svc.name} --global "
+                                 f"--network-endpoint-group=NEG --network-endpoint-group-region={params.region} "
+                                 f"--project {params.project}` (a NEG's target cannot be edited: create a new one)"))
+    if services is None:
+        return make(cid, title, WARN, observed=observed, expected=expected, evidence=[SERVICES, NEGS, run.KEY],
+                    reason="the NEGs are serverless and in the right region, but whether their Cloud Run services "
+                           "exist could not be read: " + (run_rec.error.message if run_rec is not None and run_rec.error
+                                                          else f"no {run.KEY} evidence"))
+    return make(cid, title, PASS, observed=observed, expected=expected, evidence=[SERVICES, NEGS, run.KEY])
+
+
+def serverless_config(svc: BackendService, params: Params) -> CheckResult:
+    """A health check or a set timeout on a serverless-NEG backend service is itself a finding."""
+    cid, title = f"lb.{safe_id(svc.name)}.config", f"{svc.name} carries no health check or timeout"
+    expected = f"no healthChecks; timeoutSec absent or the default {compute.DEFAULT_BACKEND_TIMEOUT_S}"
+    attached = []
+    if svc.health_check_names:
+        attached.append(("healthChecks", f"healthChecks {', '.join(svc.health_check_names)}"))
+    if svc.timeout_is_set:
+        attached.append(("timeoutSec", f"timeoutSec {svc.timeout_sec}"))
+    timeout_note = (f"timeoutSec {svc.timeout_sec} (the default GET reports; not applied to serverless NEGs)"
+                    if "timeoutSec" in svc.raw else "no timeoutSec")
+    if not attached:
+        return make(cid, title, PASS, observed=f"no health check; {timeout_note}", expected=expected,
+                    evidence=[SERVICES])
+    said = "; ".join(f"\"{compute.SERVERLESS_REJECTS[field]}\"" for field, _ in attached)
+    return make(cid, title, FAIL, observed="; ".join(text for _, text in attached), expected=expected,
+                evidence=[SERVICES], severity=Severity.medium,
+                reason=(f"Google refuses these on a backend service with serverless NEG backends ({said}): they "
+                        "have no effect on Cloud Run, mislead whoever reads the configuration, and an update that "
+                        "sends them back is refused"),
+                remediation=(f"remove them without touching the rest: `gcloud compute backend-services export "
+                             f"{svc.name} --global --destination={svc.name}.yaml --project {params.project}`, delete "
+                             "the healthChecks / timeoutSec lines, then `gcloud compute backend-services import "
+                             f"{svc.name} --global --source={svc.name}.yaml --project {params.project}`; the request "
+                             "and WebSocket lifetime is the Cloud Run revision's timeout (run.<service>.timeout)"))
 
 
 def timeout(cid: str, title: str, svc: BackendService, params: Params) -> CheckResult:
@@ -88,7 +221,13 @@ def health(cid: str, title: str, svc: BackendService, ev: Evidence) -> CheckResu
 
 # -- health checks --------------------------------------------------------------------------------
 
-def health_check_results(ev: Evidence, params: Params) -> list[CheckResult]:
+def health_check_results(ev: Evidence, params: Params,
+                         serverless: dict[str, BackendService] | None = None) -> list[CheckResult]:
+    """Today's health-check verdicts, unless every configured backend is a serverless NEG backend
+    (then nothing uses them; ``lb.serverless`` says so once)."""
+    serverless = serverless_backends(ev, params) if serverless is None else serverless
+    if serverless and set(serverless) >= set(params.load_balancer.backend_services):
+        return []
     rec = ev.api.get(CHECKS)
     by_name = {h.name: h for h in compute.items(rec.body, HealthCheck)} if usable(rec) else {}
     out: list[CheckResult] = []
@@ -206,5 +345,6 @@ def endpoint(key: str, domain: str, path: str, samples: list[ProbeResult] | None
     return make(cid, title, FAIL, observed=observed, expected=expected, evidence=[key], upstream=["certificates"],
                 reason=f"the health endpoint through the load balancer failed ({why})",
                 remediation="fix the certificate results first if they fail (HTTPS cannot work without them); "
-                            "otherwise see lb.*.health and the service's logs: "
+                            "otherwise see lb.*.health (instance groups) or run.<service>.ready / .startup "
+                            "(Cloud Run behind serverless NEGs) and the service's logs: "
                             f"`gcloud run services logs read SERVICE --region {params.region} --project {params.project}`")

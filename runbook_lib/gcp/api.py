@@ -535,6 +535,8 @@ _COLLECTIONS = {
     "services": "service", "sslCertificates": "SSL certificate", "targetHttpsProxies": "target HTTPS proxy",
     "healthChecks": "health check", "backendServices": "backend service", "operations": "operation",
     "locations": "location", "projects": "project", "networks": "network", "urlMaps": "URL map",
+    "connectivityTests": "Connectivity Test", "networkEndpointGroups": "network endpoint group",
+    "forwardingRules": "forwarding rule",
 }
 
 
@@ -545,3 +547,13 @@ def describe(path: str) -> str:
         if parts[i - 1] in _COLLECTIONS:
             return f"{_COLLECTIONS[parts[i - 1]]} {parts[i].split(':')[0]}"
     return "resource"
+
+
+# -- products described in their own module (API name, service, title, roles: once, there) ---------
+# Imported last: the module defines those names before it imports this one back.
+from . import networkmanagement as _networkmanagement  # noqa: E402
+
+for _product in (_networkmanagement,):
+    APIS += (_product.API,)
+    SERVICES[_product.API], TITLES[_product.API] = _product.SERVICE, _product.TITLE
+    READ_ROLES[_product.API], WRITE_ROLES[_product.API] = _product.READ_ROLE, _product.WRITE_ROLE

@@ -2,6 +2,12 @@
 
 Read: ``GET /v1/projects/{p}/instances/{i}`` -> evidence key ``sqladmin.instance``.
 Remediation: activation policy ALWAYS, restart, database flags (merged), private network, SSL.
+
+States as the API has them (sqladmin v1 ``DatabaseInstance.state``): RUNNABLE, SUSPENDED,
+PENDING_DELETE, PENDING_CREATE, MAINTENANCE, FAILED, REPAIRING. There is no STOPPED: a stopped
+instance is RUNNABLE with ``settings.activationPolicy: NEVER``. Read replicas
+(``instanceType: READ_REPLICA_INSTANCE``, ``masterInstanceName``) may report no activation policy
+(gcpdiag's recorded cloudsql2 replicas sql5/sql6 have none).
 """
 from __future__ import annotations
 
@@ -15,6 +21,8 @@ from .api import ApiCall, ApiClient, Resource, last_segment
 KEY = "sqladmin.instance"
 
 RUNNABLE = "RUNNABLE"
+NEVER = "NEVER"
+READ_REPLICA = "READ_REPLICA_INSTANCE"
 SSL_REQUIRED_MODES = ("ENCRYPTED_ONLY", "TRUSTED_CLIENT_CERTIFICATE_REQUIRED")
 
 
@@ -47,6 +55,24 @@ class Instance(Resource):
     @property
     def activation_policy(self) -> str:
         return self.settings.get("activationPolicy") or ""
+
+    @property
+    def instance_type(self) -> str:
+        return self.raw.get("instanceType") or ""
+
+    @property
+    def is_replica(self) -> bool:
+        return self.instance_type == READ_REPLICA or bool(self.raw.get("masterInstanceName"))
+
+    @property
+    def primary(self) -> str:
+        """The primary of a read replica (``project:instance`` shortened to the instance)."""
+        return (self.raw.get("masterInstanceName") or "").rsplit(":", 1)[-1]
+
+    @property
+    def is_stopped(self) -> bool:
+        """Stopped, as Cloud SQL reports it: RUNNABLE with activation policy NEVER."""
+        return self.state == RUNNABLE and self.activation_policy == NEVER
 
     @property
     def tier(self) -> str:

@@ -331,6 +331,7 @@ class Attempt:
         return self.result(None, "")
 
     def result(self, reason: Reason | None, detail: str) -> ProbeResult:
+        self.info.setdefault("vantage", vantage(self.addresses[0][0] if self.addresses else None))
         # redacted: a target or detail can quote a URL or a server's message, never a secret
         return ProbeResult(
             protocol=self.protocol, target=redact.text(self.target), ok=reason is None, reason=reason,
@@ -343,6 +344,56 @@ class Attempt:
         for writer in self._writers:
             writer.transport.abort()
         self._writers.clear()
+
+
+# -- vantage point: where a probe ran from, and can it reach the address it dialed? -----------------
+
+# Environment variables that say where this process runs (documented by their platforms).
+HOSTED_CI = ("RUNNER_ENVIRONMENT", "github-hosted")   # GitHub Actions on a GitHub-hosted runner
+CLOUD_RUN = ("K_SERVICE", "CLOUD_RUN_JOB")            # a Cloud Run service / job (egress via its VPC access)
+
+
+def vantage(address: str | None, environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """The facts about where a probe ran from, for the address it actually dialed (after a
+    ``connect_to`` override): ``host``; ``address``; ``private`` (RFC 1918 / ULA, not loopback);
+    ``source`` (the local address the kernel picks for it, from a UDP ``connect``: no packet is
+    sent) or ``route_error``; ``routable``: ``yes``, ``no`` or ``unknown`` with ``why``.
+
+    A private address is reachable only from inside its VPC (or over a VPN): ``no`` when the kernel
+    has no route to it or this is a GitHub-hosted runner, ``yes`` inside Cloud Run, ``unknown``
+    otherwise (a laptop's default route also "routes" 10.x; only a connection proves it).
+    """
+    import ipaddress
+    import os
+    import socket
+
+    env = os.environ if environ is None else environ
+    out: dict[str, Any] = {"host": socket.gethostname()}
+    if not address:
+        return out
+    out["address"] = address
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return {**out, "private": False, "routable": "unknown", "why": "not an IP address"}
+    private = ip.is_private and not (ip.is_loopback or ip.is_link_local)
+    out["private"] = private
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as udp:
+            udp.connect((str(ip), 9))  # a route lookup only: UDP connect sends nothing
+            out["source"] = udp.getsockname()[0]
+    except OSError as exc:
+        out["route_error"] = exc.strerror or type(exc).__name__
+        return {**out, "routable": "no", "why": f"this host has no route to {ip} ({out['route_error']})"}
+    if ip.is_loopback or not private:
+        return {**out, "routable": "yes", "why": "loopback" if ip.is_loopback else "a public address"}
+    if env.get(HOSTED_CI[0]) == HOSTED_CI[1]:
+        return {**out, "routable": "no", "why": "a GitHub-hosted runner is outside every VPC"}
+    if any(env.get(v) for v in CLOUD_RUN):
+        return {**out, "routable": "yes", "why": "running in Cloud Run (its VPC egress reaches private addresses)"}
+    return {**out, "routable": "unknown",
+            "why": f"{ip} is private and {out['host']} is not known to be inside its VPC"}
 
 
 async def resolve_addresses(host: str, port: int) -> list[tuple[str, int]]:

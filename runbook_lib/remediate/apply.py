@@ -29,7 +29,7 @@ from .plan import Action, Plan
 class AuditEntry(BaseModel):
     action: str
     at: str
-    outcome: str                    # applied | unchanged | failed | manual | skipped
+    outcome: str                    # applied | unchanged | failed | manual | skipped | pending
     requests: list[str] = Field(default_factory=list)   # "METHOD url" only: bodies may hold values
     before: list[Any] = Field(default_factory=list)
     after: list[Any] = Field(default_factory=list)
@@ -78,6 +78,15 @@ async def apply_plan(api: ApiClient, plan: Plan, params: Params, *, audit_file: 
             before = [await _read(api, r.api, r.path) for r in action.reads]
             entry.before = [_snapshot(b) for b in before]
             calls = pending(action, before, params)
+            if calls and action.kind == "cert.detach-legacy":  # waits for its condition (certificate_wait)
+                from .certificate_wait import detach_ready_hook
+
+                ready, why = await detach_ready_hook(api, params, action, before)
+                if not ready:
+                    entry.outcome, entry.error = "pending", why
+                    entry.after = entry.before
+                    _write(audit_file, report)
+                    continue
             for call in calls:
                 if call.secret_name:
                     call = _with_value(call, values)
@@ -102,6 +111,9 @@ async def apply_plan(api: ApiClient, plan: Plan, params: Params, *, audit_file: 
         await wait_certificate_active(api, params)
     n = len(report.changed)
     report.message = (f"applied {n} action{'s' if n != 1 else ''}" if n else "nothing to change: every action was already in effect")
+    waiting = [e for e in report.audit if e.outcome == "pending"]
+    if waiting:
+        report.message += "; pending: " + "; ".join(f"{e.action} ({e.error})" for e in waiting)
     _write(audit_file, report)
     return report
 
@@ -148,6 +160,10 @@ def pending(action: Action, before: list[ApiRecord], params: Params) -> list[Api
     if kind == "cert.attach":
         names = [last_segment(u) for u in (state or {}).get("sslCertificates", [])]
         return [] if params.load_balancer.certificate_name in names else action.calls
+    if kind == "cert.detach-legacy":  # done when nothing on the proxy is outside the list it sets
+        from .certificate_wait import detach_pending
+
+        return detach_pending(action, before, params)
     if kind == "lb.timeout":
         return [] if (state or {}).get("timeoutSec", 0) >= params.load_balancer.backend_timeout_s else action.calls
     if kind == "lb.health-check":

@@ -31,8 +31,8 @@ def connector(failing: Failing, ev: Evidence, params: Params) -> list[Action]:
     out: list[Action] = []
     c = params.connector
     where = f"--region {params.region} --project {params.project}"
-    state = failing.get("connector.state")
-    if "connector.exists" in failing or (state is not None and "ERROR" in state.observed):
+    current_state = vpcaccess.Connector.from_json(_body(ev, "vpcaccess.connector") or {}).state
+    if "connector.exists" in failing or ("connector.state" in failing and current_state == vpcaccess.ERROR):
         out.append(Action(
             id="connector.recreate", kind="manual", component="connector",
             title=f"recreate connector {c.name} (it cannot be repaired in place)",
@@ -121,6 +121,40 @@ def cloudsql(failing: Failing, ev: Evidence, params: Params) -> list[Action]:
     return out
 
 
+def legacy_certificates(ev: Evidence, params: Params) -> list[str]:
+    """Certificates on the proxy now, other than the managed one, that the managed one replaces.
+
+    A certificate stays when it serves another site of this load balancer: it names a host of the
+    URL map's host rules other than the two domains. Without the URL map, one stays unless it names
+    either domain or a deprecated name (``cloud_run.deprecated_domain_patterns``)."""
+    from fnmatch import fnmatch
+
+    from ..checks._util import covers
+
+    lb = params.load_balancer
+    proxy = compute.TargetHttpsProxy.from_json(_body(ev, "compute.targetHttpsProxy") or {})
+    certs = {c.name: c for c in compute.items(_body(ev, "compute.sslCertificates"), compute.SslCertificate)}
+    ours = {params.domains.frontend, params.domains.api}
+    url_map = _body(ev, "compute.urlMap")
+    other_hosts = ({h for rule in (url_map or {}).get("hostRules") or [] for h in rule.get("hosts") or []
+                    if h != "*"} - ours) if url_map is not None else None
+    out = []
+    for name in proxy.certificate_names:
+        if name == lb.certificate_name:
+            continue
+        cert = certs.get(name)
+        names = cert.domains if cert is not None else []
+        if other_hosts is not None:
+            keep = any(covers(names, h) for h in other_hosts)
+        else:
+            replaced = any(covers(names, d) for d in ours) or any(
+                fnmatch(n, p) or n == p for n in names for p in params.cloud_run.deprecated_domain_patterns)
+            keep = bool(names) and not replaced
+        if not keep:
+            out.append(name)
+    return out
+
+
 def certificates(failing: Failing, ev: Evidence, params: Params) -> list[Action]:
     out: list[Action] = []
     lb = params.load_balancer
@@ -128,6 +162,12 @@ def certificates(failing: Failing, ev: Evidence, params: Params) -> list[Action]
     certs = [compute.SslCertificate.from_json(c) for c in (_body(ev, "compute.sslCertificates") or {}).get("items", [])]
     ours = next((c for c in certs if c.name == lb.certificate_name), None)
     proxy = compute.TargetHttpsProxy.from_json(_body(ev, "compute.targetHttpsProxy") or {})
+    proxy_read = [Read(api="compute", path=compute.global_path(params, f"targetHttpsProxies/{lb.https_proxy}"))]
+    current = proxy.certificate_names
+    restore = (f"gcloud compute target-https-proxies update {lb.https_proxy} "
+               f"--ssl-certificates={','.join(current) or 'PREVIOUS'} --global-ssl-certificates --global "
+               f"--project {params.project}")
+    hostnames = sorted(set(tls) | {f"tls.{d.split('.')[0]}.hostname" for d in (params.domains.frontend, params.domains.api)})
     if "cert.managed" in failing or tls:
         if ours is None:
             out.append(Action(
@@ -149,31 +189,64 @@ def certificates(failing: Failing, ev: Evidence, params: Params) -> list[Action]
                               "remove CAA records that exclude pki.goog, then wait for ACTIVE (up to 60 minutes)"),
                 risk="low", rollback="restore the previous DNS records", verify=["cert.managed", *tls],
             ))
-    attached = lb.certificate_name in proxy.certificate_names
-    if ("cert.attached" in failing or tls) and not attached:
+    attached = lb.certificate_name in current
+    wanted = "cert.attached" in failing or bool(tls) or "cert.managed" in failing
+    if wanted and not attached:
+        if len(current) >= compute.MAX_PROXY_CERTIFICATES:
+            out.append(Action(
+                id="cert.attach", kind="manual", component="certificates",
+                title=f"make room for {lb.certificate_name} on {lb.https_proxy}",
+                answers=[i for i in ["cert.attached", *tls] if i in failing],
+                instructions=(f"{lb.https_proxy} holds {len(current)} certificates, the most a target HTTPS proxy "
+                              f"takes ({compute.MAX_PROXY_CERTIFICATES}): remove one that serves no domain any more, "
+                              "then re-run the plan"),
+                risk="medium", rollback=restore, verify=["cert.attached"],
+            ))
+        else:
+            out.append(Action(
+                id="cert.attach", kind="cert.attach", component="certificates",
+                title=f"add {lb.certificate_name} to {lb.https_proxy} beside the current certificates",
+                answers=[i for i in ["cert.attached", *tls] if i in failing],
+                calls=[compute.attach_managed_certificate(params, current)], reads=proxy_read,
+                risk=("low: the current certificates stay on the proxy and keep being served; the managed one "
+                      "is served once ACTIVE (it needs to be attached, and DNS pointing here, to provision)"),
+                rollback=restore, verify=["cert.attached", "cert.managed"],
+            ))
+    legacy = legacy_certificates(ev, params)
+    if wanted and legacy:
         out.append(Action(
-            id="cert.attach", kind="cert.attach", component="certificates",
-            title=f"serve {lb.certificate_name} on {lb.https_proxy}",
-            answers=[i for i in ["cert.attached", *tls] if i in failing],
-            calls=[compute.set_ssl_certificates(params, [lb.certificate_name])],
-            reads=[Read(api="compute", path=compute.global_path(params, f"targetHttpsProxies/{lb.https_proxy}"))],
-            risk="medium: clients see the new certificate at once; a PROVISIONING certificate is not served until ACTIVE",
-            rollback=(f"gcloud compute target-https-proxies update {lb.https_proxy} "
-                      f"--ssl-certificates={','.join(proxy.certificate_names) or 'PREVIOUS'} --global --project {params.project}"),
-            verify=["cert.attached", "cert.managed", *sorted(set(tls) | {f"tls.{d.split('.')[0]}.hostname" for d in (params.domains.frontend, params.domains.api)})],
+            id="cert.detach-legacy", kind="cert.detach-legacy", component="certificates",
+            title=f"remove {', '.join(legacy)} from {lb.https_proxy} once {lb.certificate_name} is served",
+            answers=[i for i in ["cert.attached", "cert.managed", *tls] if i in failing],
+            calls=[compute.detach_certificates(params, with_managed(current, lb.certificate_name), legacy)],
+            reads=proxy_read + [Read(api="compute", path=compute.global_path(params, f"sslCertificates/{lb.certificate_name}"))],
+            risk=(f"low: runs only after cert.attach, when {lb.certificate_name} is ACTIVE and the live TLS probe "
+                  f"sees it served for {params.domains.frontend} and {params.domains.api}; otherwise it stays "
+                  "pending with the reason"),
+            rollback=restore, verify=["cert.attached", "cert.managed", *hostnames],
         ))
     return out
 
 
+def with_managed(current: list[str], managed: str) -> list[str]:
+    """The proxy's list as cert.attach leaves it (the managed certificate added)."""
+    return current if managed in current else [*current, managed]
+
+
 def load_balancer(failing: Failing, ev: Evidence, params: Params) -> list[Action]:
+    """Instance-group backends only: a serverless-NEG backend service is never PATCHed (Google refuses
+    a timeout or a health check on it; what they would fix is the Cloud Run service's, see cloud_run)."""
+    from ..checks.load_balancer import serverless_backends
+
     out: list[Action] = []
     lb = params.load_balancer
+    serverless = serverless_backends(ev, params)
     services = {b.name: b for b in compute.items(_body(ev, "compute.backendServices"), compute.BackendService)}
     checks = {h.name: h for h in compute.items(_body(ev, "compute.healthChecks"), compute.HealthCheck)}
     health = [i for i in failing if i.startswith("lb.") and i.endswith(".health")]
     for backend in lb.backend_services:
         cid = f"lb.{backend}.timeout"
-        if cid in failing:
+        if cid in failing and backend not in serverless:
             current = services.get(backend)
             out.append(Action(
                 id=f"lb.timeout.{backend}", kind="lb.timeout", component="load_balancer",
@@ -185,6 +258,22 @@ def load_balancer(failing: Failing, ev: Evidence, params: Params) -> list[Action
                           f"{current.timeout_sec if current else 30} --global --project {params.project}"),
                 verify=[cid, "golden.events"],
             ))
+        config = f"lb.{backend}.config"
+        targets = f"lb.{backend}.backends"
+        manual = [i for i in (config, targets) if i in failing]
+        if manual and backend in serverless:
+            out.append(Action(
+                id=f"lb.serverless.{backend}", kind="manual", component="load_balancer",
+                title=f"backend {backend}: fix its serverless NEG backends by hand", answers=manual,
+                instructions="; ".join(failing[i].remediation for i in manual if failing[i].remediation)
+                             or f"gcloud compute backend-services describe {backend} --global --project {params.project}",
+                risk="medium: the backend service serves every request of its hosts",
+                rollback=(f"gcloud compute backend-services import {backend} --global --source=BEFORE.yaml "
+                          f"--project {params.project} (export it first)"),
+                verify=manual,
+            ))
+    if serverless and set(serverless) >= set(lb.backend_services):
+        return out  # no health check is used by any configured backend
     for name in lb.health_checks:
         ids = [i for i in (f"lb.{name}.tolerance", f"lb.{name}.path", f"lb.{name}.policy") if i in failing]
         if ids:

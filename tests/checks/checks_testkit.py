@@ -132,6 +132,47 @@ def proxy_body(certs=("staging-netrasystems-cert",), certificate_map=False) -> d
     return proxy
 
 
+RECORDED = ROOT / "tests" / "fixtures" / "recorded"
+
+
+def recorded(name: str) -> Any:
+    return json.loads((RECORDED / name).read_text())
+
+
+def connectivity_test_body(result: str = "REACHABLE", break_at: str | None = None, cause: str = "") -> dict:
+    """A finished ConnectivityTest from Cloud Run to Cloud SQL, built on gcpdiag's recorded one (vpc2):
+    its firewall and route steps are kept, the source, connector and delivery are the staging path.
+    ``break_at``: the step state that ``causesDrop``, followed by a DROP with ``cause``."""
+    body = copy.deepcopy(recorded("gcpdiag/vpc2--connectivity-test.json"))
+    steps = body["reachabilityDetails"]["traces"][0]["steps"]
+    firewall = next(s for s in steps if s["state"] == "APPLY_EGRESS_FIREWALL_RULE")
+    route = next(s for s in steps if s["state"] == "APPLY_ROUTE")
+    revision = "projects/netra-staging/locations/us-central1/revisions/netra-backend-staging-00042-abc"
+    body.update(name="projects/netra-staging/locations/global/connectivityTests/runbook-path-0123456789ab",
+                source={"cloudRunRevision": {"uri": revision}, "projectId": "netra-staging"},
+                destination={"cloudSqlInstance": "projects/netra-staging/instances/netra-staging-db", "port": 5432,
+                             "projectId": "netra-staging"})
+    path = [
+        {"description": "Initial state: packet originating from a Cloud Run revision.",
+         "state": "START_FROM_CLOUD_RUN_REVISION", "cloudRunRevision": {"displayName": "netra-backend-staging-00042-abc",
+                                                                         "uri": revision}},
+        {"description": "Config checking state: packet arrives at a VPC connector.", "state": "ARRIVE_AT_VPC_CONNECTOR",
+         "vpcConnector": {"displayName": "staging-connector", "location": "us-central1",
+                          "uri": "projects/netra-staging/locations/us-central1/connectors/staging-connector"}},
+        firewall, route,
+        {"description": "Final state: packet delivered to Cloud SQL instance.", "state": "DELIVER",
+         "deliver": {"target": "CLOUD_SQL_INSTANCE", "resourceUri": "projects/netra-staging/instances/netra-staging-db"}},
+    ]
+    if break_at:
+        cut = next(i for i, s in enumerate(path) if s["state"] == break_at)
+        path = path[:cut + 1]
+        path[cut] = {**path[cut], "causesDrop": True}
+        path.append({"description": "Final state: packet dropped.", "state": "DROP",
+                     "drop": {"cause": cause, "resourceUri": path[cut].get("vpcConnector", {}).get("uri", "")}})
+    body["reachabilityDetails"].update(result=result, traces=[{**body["reachabilityDetails"]["traces"][0], "steps": path}])
+    return body
+
+
 SECRETS = ["database-url", "database-direct-url", "jwt-secret-staging", "redis-url", "oauth-client-id",
            "oauth-client-secret", "openai-api-key", "anthropic-api-key", "smtp-password", "cors-allowed-origins"]
 
@@ -182,6 +223,7 @@ def healthy_evidence(now: datetime = NOW, time_scale: float = 1.0) -> Evidence:
         "compute.targetHttpsProxy": ok("compute.targetHttpsProxy", proxy_body()),
         "secretmanager.secrets": ok("secretmanager.secrets", secrets_body()),
         "run.services": ok("run.services", run_services_body()),
+        "networkmanagement.connectivityTest": ok("networkmanagement.connectivityTest", connectivity_test_body()),
     }
     for name in SECRETS:
         api[f"secretmanager.versions.{name}"] = ok(f"secretmanager.versions.{name}",
@@ -201,3 +243,64 @@ def healthy_evidence(now: datetime = NOW, time_scale: float = 1.0) -> Evidence:
     }
     meta = Meta(phase="diagnose", target="staging", mode="replay", now=now, time_scale=time_scale)
     return Evidence(meta=meta, api=api, probes=probes, metrics=metrics)
+
+
+# -- the incident's real topology: Cloud Run behind serverless NEGs --------------------------------
+
+SERVERLESS_BACKENDS = (("staging-backend-service", "netra-backend-staging"), ("staging-auth-service", "auth-staging"))
+
+
+def serverless_neg(name: str, service: str, region: str = "us-central1") -> dict:
+    """A regional serverless NEG in the shape of gcpdiag's recorded NEG (lb2), its zonal fields
+    replaced by the serverless ones (networkEndpointType SERVERLESS, cloudRun.service, region)."""
+    neg = copy.deepcopy(recorded("gcpdiag/lb2--compute-negs-europe-west4-b.json")["items"][0])
+    for zonal in ("zone", "network", "subnetwork"):
+        neg.pop(zonal, None)
+    base = "https://www.googleapis.com/compute/v1/projects/netra-staging"
+    neg.update(name=name, networkEndpointType="SERVERLESS", cloudRun={"service": service}, size=0,
+               region=f"{base}/regions/{region}", selfLink=f"{base}/regions/{region}/networkEndpointGroups/{name}")
+    return neg
+
+
+def serverless_backend_services_body(health_checks: bool = False, timeout: int | None = None) -> dict:
+    """Backend services as recorded (gcpdiag lb1) with one serverless NEG backend each: no health
+    check, no timeout set, balancing mode dropped (not used with serverless NEGs)."""
+    body = copy.deepcopy(recorded("gcpdiag/lb1--compute-backendServices.json"))
+    template = body["items"][0]
+    items = []
+    for name, service in SERVERLESS_BACKENDS:
+        svc = copy.deepcopy(template)
+        for field in ("healthChecks", "timeoutSec", "port", "portName"):
+            svc.pop(field, None)
+        svc.update(name=name, loadBalancingScheme="EXTERNAL_MANAGED", backends=[{
+            "group": f"https://www.googleapis.com/compute/v1/projects/netra-staging/regions/us-central1/"
+                     f"networkEndpointGroups/{service}-neg"}])
+        if health_checks:
+            svc["healthChecks"] = ["https://www.googleapis.com/compute/v1/projects/netra-staging/global/healthChecks/"
+                                   "staging-backend-health-check"]
+        if timeout is not None:
+            svc["timeoutSec"] = timeout
+        items.append(svc)
+    body["items"] = items
+    return body
+
+
+def aggregated_negs_body(negs: list[dict]) -> dict:
+    by_scope: dict[str, list[dict]] = {}
+    for neg in negs:
+        by_scope.setdefault("regions/" + neg["region"].rsplit("/", 1)[-1], []).append(neg)
+    items = {scope: {"networkEndpointGroups": v} for scope, v in by_scope.items()}
+    items["zones/us-central1-a"] = {"warning": {"code": "NO_RESULTS_ON_PAGE", "message": "There are no results for "
+                                                "scope 'zones/us-central1-a' on this page."}}
+    return {"kind": "compute#networkEndpointGroupAggregatedList", "items": items}
+
+
+def serverless_evidence(**kw: Any) -> Evidence:
+    """The healthy staging with the incident's topology: serverless NEG backends, no backend health."""
+    ev = healthy_evidence(**kw)
+    ev.api["compute.backendServices"] = ok("compute.backendServices", serverless_backend_services_body())
+    ev.api["compute.networkEndpointGroups"] = ok("compute.networkEndpointGroups", aggregated_negs_body(
+        [serverless_neg(f"{svc}-neg", svc) for _, svc in SERVERLESS_BACKENDS]))
+    for backend, _ in SERVERLESS_BACKENDS:
+        ev.api.pop(f"compute.backendHealth.{backend}", None)
+    return ev

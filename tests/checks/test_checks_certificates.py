@@ -55,8 +55,10 @@ def test_no_managed_certificate_fails_with_create_command():
             "--domains=staging.netrasystems.ai,api-staging.netrasystems.ai --global --project netra-staging`") in managed.remediation
     attached = rs.by_id("cert.attached")
     assert attached.status is Status.FAIL
+    # added BESIDE the certificate served now (issue 10): never a list without the current one
     assert ("gcloud compute target-https-proxies update staging-https-proxy "
-            "--ssl-certificates=staging-netrasystems-cert,staging-legacy-cert") in attached.remediation
+            "--ssl-certificates=staging-legacy-cert,staging-netrasystems-cert") in attached.remediation
+    assert "cert.detach-legacy" in attached.remediation
 
 
 def test_caa_failure_gives_caa_advice_and_plain_provisioning_warns():

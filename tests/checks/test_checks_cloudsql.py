@@ -1,7 +1,11 @@
 """Cloud SQL checks, including connection timing with the time scale."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from checks_testkit import failed, healthy_evidence, instance_body, make_params, metric, ok, probe, sample
+from runbook_lib.gcp.sqladmin import Instance
 from runbook_lib.checks import cloudsql
 from runbook_lib.probes.base import Reason
 from runbook_lib.results import ResultSet, Severity, Status
@@ -36,11 +40,14 @@ def test_healthy_instance_passes():
 
 
 def test_stopped_instance_fails_with_activation_policy_always():
-    rs = results(with_instance(state="STOPPED", settings__activationPolicy="NEVER"))
+    # sqladmin v1 has no STOPPED state: a stopped instance is RUNNABLE with activation policy NEVER
+    rs = results(with_instance(state="RUNNABLE", settings__activationPolicy="NEVER"))
     for cid in ("sql.state", "sql.activation_policy"):
         r = rs.by_id(cid)
         assert r.status is Status.FAIL
         assert "gcloud sql instances patch netra-staging-db --activation-policy=ALWAYS --project netra-staging" in r.remediation
+    assert rs.by_id("sql.state").observed == "RUNNABLE, activation policy NEVER"
+    assert "stopped" in rs.by_id("sql.state").reason
 
 
 def test_other_states():
@@ -153,3 +160,84 @@ def test_not_found_and_failed_reads():
     rs = results(ev)
     assert all(rs.by_id(cid).status is Status.ERROR for cid in IDS[:-1])
     assert rs.by_id("sql.connect").status is Status.PASS  # the probe is separate evidence
+
+
+RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded"
+
+
+def recorded_instance(file: str, name: str) -> dict:
+    body = json.loads((RECORDED / file).read_text())
+    return next(i for i in body["items"] if i["name"] == name)
+
+
+def test_recorded_read_replica_without_activation_policy_is_reported_as_a_replica():
+    # gcpdiag cloudsql2: sql5 is a READ_REPLICA_INSTANCE of sql3 and reports no activation policy
+    body = recorded_instance("gcpdiag/cloudsql2--cloudsql-instances.json", "sql5")
+    assert "activationPolicy" not in body["settings"] and body["instanceType"] == "READ_REPLICA_INSTANCE"
+    ev = healthy_evidence()
+    ev.api["sqladmin.instance"] = ok("sqladmin.instance", body)
+    rs = results(ev)
+    assert rs.by_id("sql.state").status is Status.PASS and rs.by_id("sql.state").observed == "RUNNABLE (read replica of sql3)"
+    policy = rs.by_id("sql.activation_policy")
+    assert policy.status is Status.PASS and policy.observed == "not reported (read replica of sql3)"
+
+
+def test_recorded_primaries_are_runnable_and_not_replicas():
+    for file in ("gcpdiag/cloudsql1--cloudsql-instances.json", "gcpdiag/cloudsql3--cloudsql-instances.json"):
+        for item in json.loads((RECORDED / file).read_text())["items"]:
+            inst = Instance.from_json(item)
+            assert not inst.is_replica and not inst.is_stopped and inst.activation_policy == "ALWAYS"
+
+
+def test_connection_failures_while_stopped_are_attributed_to_sql_state_not_the_connector():
+    ev = with_instance(state="RUNNABLE", settings__activationPolicy="NEVER")
+    ev.probes["postgres.connect"] = [probe("postgres", "10.20.0.3:5432", False, reason=Reason.refused,
+                                           detail="connection refused (nothing listening)") for _ in range(3)]
+    r = results(ev).by_id("sql.connect")
+    assert r.status is Status.FAIL and r.upstream == []
+    assert r.reason.startswith("the instance is stopped (RUNNABLE with activation policy NEVER, see sql.state)")
+    assert "--activation-policy=ALWAYS" in r.remediation and "connector" not in r.remediation
+
+
+def _private_timeouts(vantage: dict, n: int = 5):
+    return [probe("postgres", "10.20.0.3:5432", False, reason=Reason.timeout, detail="no answer during connect",
+                  waiting_for="connect", vantage=vantage) for _ in range(n)]
+
+
+LAPTOP = {"host": "laptop", "address": "10.20.0.3", "private": True, "source": "192.168.1.20",
+          "routable": "unknown", "why": "10.20.0.3 is private and laptop is not known to be inside its VPC"}
+
+
+def test_private_database_not_routable_from_here_is_skipped_not_blamed_on_the_connector():
+    ev = healthy_evidence()
+    ev.probes["postgres.connect"] = _private_timeouts(LAPTOP)
+    r = results(ev).by_id("sql.connect")
+    assert r.status is Status.SKIP and r.upstream == []
+    assert r.reason.startswith("not measurable from this host: 10.20.0.3 is private and laptop is not known to be "
+                               "inside its VPC (laptop dialed 10.20.0.3 from 192.168.1.20; no connection reached it)")
+    assert "gcloud run jobs deploy runbook-probe --image IMAGE --vpc-connector staging-connector" in r.remediation
+
+
+def test_inside_the_vpc_the_same_timeouts_fail_and_point_at_the_connector():
+    ev = healthy_evidence()
+    ev.probes["postgres.connect"] = _private_timeouts(LAPTOP)
+    r = results(ev, make_params(**{"network.vantage": "inside_vpc"})).by_id("sql.connect")
+    assert r.status is Status.FAIL and r.upstream == ["connector"]
+    ev.probes["postgres.connect"] = _private_timeouts({**LAPTOP, "routable": "yes", "why": "running in Cloud Run"})
+    assert results(ev).by_id("sql.connect").status is Status.FAIL
+
+
+def test_a_connection_that_got_through_proves_the_host_routes_there():
+    ev = healthy_evidence()
+    samples = _private_timeouts(LAPTOP, 4)
+    samples.append(probe("postgres", "10.20.0.3:5432", True, total_s=0.1, vantage=LAPTOP, peer="10.20.0.3:5432"))
+    ev.probes["postgres.connect"] = samples
+    assert results(ev).by_id("sql.connect").status is Status.FAIL
+
+
+def test_loopback_database_of_the_sandbox_stays_measurable():
+    ev = healthy_evidence()
+    loop = {"host": "vm", "address": "127.0.0.1", "private": False, "source": "127.0.0.1", "routable": "yes"}
+    ev.probes["postgres.connect"] = [probe("postgres", "10.20.0.3:5432", False, reason=Reason.timeout,
+                                           vantage=loop) for _ in range(3)]
+    assert results(ev).by_id("sql.connect").status is Status.FAIL

@@ -1,13 +1,17 @@
 """Connector checks: PASS and FAIL paths with exact ids, remediation commands with the real names."""
 from __future__ import annotations
 
-from checks_testkit import failed, fixture, healthy_evidence, make_params, metric, ok, run_services_body
+from checks_testkit import (
+    connectivity_test_body, failed, fixture, healthy_evidence, make_params, metric, ok, probe, recorded, run_services_body,
+)
+from runbook_lib.gcp.networkmanagement import ConnectivityTest
+from runbook_lib.probes.base import Reason
 from runbook_lib.checks import connector
 from runbook_lib.results import ResultSet, Severity, Status
 
 PARAMS = make_params()
 IDS = ["connector.exists", "connector.state", "connector.instances", "connector.network", "connector.ip_range",
-       "connector.attachment", "connector.saturation"]
+       "connector.attachment", "connector.saturation", "connector.path"]
 
 
 def results(ev, params=PARAMS) -> ResultSet:
@@ -140,3 +144,59 @@ def test_missing_record_is_error():
     ev = healthy_evidence()
     del ev.api["vpcaccess.connector"]
     assert results(ev).by_id("connector.exists").status is Status.ERROR
+
+
+# -- connector.path: the Connectivity Test, hop by hop ------------------------------------------------
+
+def test_recorded_connectivity_test_parses_hop_by_hop():
+    test = ConnectivityTest.from_json(recorded("gcpdiag/vpc2--connectivity-test.json"))  # gcpdiag vpc2, as recorded
+    assert test.result == "REACHABLE" and test.first_failure() is None
+    assert [s.hop for s in test.traces[0]] == ["source", "firewall", "route", "nat", "instance"]
+    assert test.destination == "151.101.3.5:443"
+
+
+def test_reachable_path_passes_with_hops_and_probe_timings():
+    r = results(healthy_evidence()).by_id("connector.path")
+    assert r.status is Status.PASS
+    assert r.observed.startswith("REACHABLE from netra-backend-staging-00042-abc to netra-staging-db:5432: "
+                                 "source -> connector -> firewall -> route -> instance; probe p50 resolve 0.000 s")
+    assert "0/10 failed" in r.observed
+
+
+def test_blackholed_connector_names_the_connector_hop_beside_the_timeouts():
+    ev = healthy_evidence()
+    ev.api["networkmanagement.connectivityTest"] = ok("networkmanagement.connectivityTest", connectivity_test_body(
+        "UNREACHABLE", break_at="ARRIVE_AT_VPC_CONNECTOR", cause="VPC_CONNECTOR_NOT_RUNNING"))
+    ev.probes["postgres.connect"] = [probe("postgres", "10.20.0.3:5432", False, reason=Reason.timeout,
+                                           detail="no answer during connect", waiting_for="connect") for _ in range(4)]
+    r = results(ev).by_id("connector.path")
+    assert r.status is Status.FAIL and r.upstream == []
+    assert r.reason.startswith("the path breaks at the connector hop: ARRIVE_AT_VPC_CONNECTOR (vpcConnector "
+                               "staging-connector), cause VPC_CONNECTOR_NOT_RUNNING")
+    assert "source -> connector -> DROP(VPC_CONNECTOR_NOT_RUNNING);" in r.observed and "4/4 failed; timed out during connect (4)" in r.observed
+    assert "gcloud compute networks vpc-access connectors describe staging-connector" in r.remediation
+
+
+def test_firewall_and_instance_hops_get_their_own_advice():
+    ev = healthy_evidence()
+    ev.api["networkmanagement.connectivityTest"] = ok("networkmanagement.connectivityTest", connectivity_test_body(
+        "UNREACHABLE", break_at="APPLY_EGRESS_FIREWALL_RULE", cause="FIREWALL_RULE"))
+    r = results(ev).by_id("connector.path")
+    assert r.status is Status.FAIL and "firewall hop" in r.reason and "firewall-rules list" in r.remediation
+    ev.api["networkmanagement.connectivityTest"] = ok("networkmanagement.connectivityTest", connectivity_test_body(
+        "UNREACHABLE", break_at="DELIVER", cause="CLOUD_SQL_INSTANCE_NOT_RUNNING"))
+    r = results(ev).by_id("connector.path")
+    assert "instance hop" in r.reason and r.upstream == ["cloudsql"] and "sql.state" in r.remediation
+
+
+def test_connectivity_test_disabled_or_refused():
+    ev = healthy_evidence()
+    ev.api["networkmanagement.connectivityTest"] = failed("networkmanagement.connectivityTest", "skipped",
+                                                          "connectivity.enabled is false: no Connectivity Test was run")
+    r = results(ev).by_id("connector.path")
+    assert r.status is Status.SKIP and r.reason == "connectivity.enabled is false: no Connectivity Test was run"
+    ev.api["networkmanagement.connectivityTest"] = failed("networkmanagement.connectivityTest", "api_disabled",
+                                                          "the Network Management API is not enabled")
+    assert results(ev).by_id("connector.path").status is Status.SKIP
+    ev.api["networkmanagement.connectivityTest"] = failed("networkmanagement.connectivityTest", "permission", "denied")
+    assert results(ev).by_id("connector.path").status is Status.ERROR

@@ -145,3 +145,93 @@ def test_health_body_as_recorded_single_answer():
     ev = healthy_evidence()
     ev.api["compute.backendHealth.staging-auth-service"] = ok("x", body)
     assert results(ev).by_id("lb.staging-auth-service.health").status is Status.PASS
+
+
+# -- serverless NEG backends (Cloud Run): the incident's real topology ------------------------------
+
+from checks_testkit import aggregated_negs_body, serverless_backend_services_body, serverless_evidence, serverless_neg  # noqa: E402
+
+SERVERLESS_IDS = ["lb.staging-backend-service.backends", "lb.staging-backend-service.config",
+                  "lb.staging-auth-service.backends", "lb.staging-auth-service.config", "lb.serverless",
+                  "lb.endpoint.api-staging.health", "lb.endpoint.api-staging.auth-health", "lb.endpoint.staging.root"]
+
+
+def test_serverless_backends_get_no_timeout_or_health_check_verdicts():
+    rs = results(serverless_evidence())
+    assert [r.id for r in rs] == SERVERLESS_IDS
+    assert not any(r.id.endswith((".timeout", ".health", ".tolerance", ".path", ".policy")) for r in rs
+                   if not r.id.startswith("lb.endpoint."))
+    assert all(r.status is Status.PASS for r in rs if r.id != "lb.serverless")
+    why = rs.by_id("lb.serverless")
+    assert why.status is Status.SKIP
+    assert ('Google refuses a backend timeout ("Timeout sec is not supported for a backend service with Serverless '
+            'network endpoint groups") and a health check ("A backend service cannot have a healthcheck with '
+            'Serverless network endpoint group backends")') in why.reason
+    assert "run.<service>.timeout" in why.reason
+    assert rs.by_id("lb.staging-backend-service.backends").observed == (
+        "netra-backend-staging-neg (SERVERLESS, us-central1) -> netra-backend-staging")
+    assert rs.by_id("lb.staging-auth-service.config").observed == "no health check; no timeoutSec"
+
+
+def test_a_default_timeout_reported_by_get_is_not_a_set_timeout():
+    ev = serverless_evidence()
+    ev.api["compute.backendServices"] = ok("compute.backendServices", serverless_backend_services_body(timeout=30))
+    r = results(ev).by_id("lb.staging-backend-service.config")
+    assert r.status is Status.PASS and "timeoutSec 30 (the default GET reports" in r.observed
+
+
+def test_an_attached_health_check_or_a_set_timeout_is_reported_with_googles_words():
+    ev = serverless_evidence()
+    ev.api["compute.backendServices"] = ok("compute.backendServices",
+                                           serverless_backend_services_body(health_checks=True, timeout=600))
+    r = results(ev).by_id("lb.staging-backend-service.config")
+    assert r.status is Status.FAIL and r.severity is Severity.medium
+    assert r.observed == "healthChecks staging-backend-health-check; timeoutSec 600"
+    assert "A backend service cannot have a healthcheck with Serverless network endpoint group backends" in r.reason
+    assert "Timeout sec is not supported for a backend service with Serverless network endpoint groups" in r.reason
+    assert "gcloud compute backend-services export staging-backend-service" in r.remediation
+
+
+def test_neg_pointing_at_a_missing_service_or_the_wrong_region_fails():
+    ev = serverless_evidence()
+    ev.api["compute.networkEndpointGroups"] = ok("compute.networkEndpointGroups", aggregated_negs_body([
+        serverless_neg("netra-backend-staging-neg", "netra-backend-old"),
+        serverless_neg("auth-staging-neg", "auth-staging", region="europe-west1")]))
+    # the auth NEG lives in europe-west1 now, so the backend's group must name that region
+    body = serverless_backend_services_body()
+    body["items"][1]["backends"][0]["group"] = body["items"][1]["backends"][0]["group"].replace("us-central1", "europe-west1")
+    ev.api["compute.backendServices"] = ok("compute.backendServices", body)
+    rs = results(ev)
+    backend = rs.by_id("lb.staging-backend-service.backends")
+    assert backend.status is Status.FAIL
+    assert backend.reason == "netra-backend-staging-neg sends to netra-backend-old, which does not exist in us-central1"
+    assert "--network-endpoint-type=serverless" in backend.remediation
+    auth = rs.by_id("lb.staging-auth-service.backends")
+    assert auth.status is Status.FAIL and auth.reason == "auth-staging-neg is in europe-west1, the services run in us-central1"
+
+
+def test_run_services_unreadable_warns_and_neg_list_unreadable_is_unavailable():
+    ev = serverless_evidence()
+    ev.api["run.services"] = failed("run.services", "permission", "the caller needs roles/run.viewer", 403)
+    r = results(ev).by_id("lb.staging-backend-service.backends")
+    assert r.status is Status.WARN and "roles/run.viewer" in r.reason
+    ev = serverless_evidence()
+    ev.api["compute.networkEndpointGroups"] = failed("compute.networkEndpointGroups", "permission", "denied", 403)
+    rs = results(ev)
+    # without the NEG list a regional NEG backend is still not given timeout / health-check advice
+    assert rs.by_id("lb.staging-backend-service.backends").status is Status.ERROR
+    assert not any(r.id.endswith(".timeout") for r in rs)
+
+
+def test_instance_group_backends_keep_todays_checks_with_neg_evidence_present():
+    ev = healthy_evidence()
+    ev.api["compute.networkEndpointGroups"] = ok("compute.networkEndpointGroups",
+                                                 {"items": {"zones/europe-west4-b": sample_negs()}})
+    rs = results(ev)
+    assert "lb.staging-backend-service.timeout" in {r.id for r in rs} and "lb.serverless" not in {r.id for r in rs}
+
+
+def sample_negs() -> dict:
+    from checks_testkit import recorded
+
+    return {"networkEndpointGroups": recorded("gcpdiag/lb2--compute-negs-europe-west4-b.json")["items"]}

@@ -30,11 +30,13 @@ def diagnose(sb: RunningSandbox, phase: str = "diagnose", *, golden_path: bool =
 
 
 def mutations(sb: RunningSandbox) -> list[dict]:
-    """Every mutating request the emulator has seen (its own request log, all APIs)."""
+    """Every mutating request the emulator has seen (its own request log, all APIs), except the
+    diagnosis' own Connectivity Test, which every gather creates and deletes (it changes nothing)."""
     seen = []
     for api in ("vpcaccess", "sqladmin", "compute", "secretmanager", "run"):
         log = httpx.get(sb.control_url(api) + "/_sandbox/requests", timeout=5).json()["requests"]
-        seen += [r for r in log if r["method"] in ("POST", "PATCH", "PUT", "DELETE") and not r["path"].endswith("/getHealth")]
+        seen += [r for r in log if r["method"] in ("POST", "PATCH", "PUT", "DELETE") and not r["path"].endswith("/getHealth")
+                 and "/connectivityTests" not in r["path"]]
     return seen
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import httpx
 
@@ -66,6 +67,19 @@ def test_secretmanager_gather_stops_when_the_list_fails():
     assert list(records) == ["secretmanager.secrets"] and records["secretmanager.secrets"].error.kind == "not_found"
 
 
+RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded"
+
+
+def recorded(name: str):
+    return json.loads((RECORDED / name).read_text())
+
+
+def aggregated_negs(*scoped: tuple[str, list[dict]]) -> dict:
+    """An aggregatedList body (compute v1 NetworkEndpointGroupAggregatedList) from scoped NEG lists."""
+    return {"kind": "compute#networkEndpointGroupAggregatedList",
+            "items": {scope: {"networkEndpointGroups": negs} for scope, negs in scoped}}
+
+
 def test_compute_gather_reads_everything_and_health_per_group():
     services = sample("lb1--compute-backendServices.json")
     second = json.loads(json.dumps(services["items"][0]))
@@ -83,11 +97,19 @@ def test_compute_gather_reads_everything_and_health_per_group():
         ("GET", f"{P}/targetHttpsProxies/https-lb-proxy"): proxy,
         ("POST", f"{P}/backendServices/web-backend-service/getHealth"): health,
         ("POST", f"{P}/backendServices/staging-auth-service/getHealth"): health,
+        ("GET", "/compute/v1/projects/netra-staging/aggregated/networkEndpointGroups"): aggregated_negs(
+            ("zones/europe-west4-b", recorded("gcpdiag/lb2--compute-negs-europe-west4-b.json")["items"])),
+        ("GET", f"{P}/urlMaps/staging-url-map"): {"name": "staging-url-map"},
+        ("GET", f"{P}/forwardingRules"): {
+            "items": recorded("gcpdiag/lb3--compute-aggregated-forwardingRules.json")["items"]["global"]["forwardingRules"]},
     }
     records, router = gather(compute, routes, params)
     assert sorted(records) == sorted([
         "compute.healthChecks", "compute.backendServices", "compute.sslCertificates", "compute.targetHttpsProxy",
-        "compute.backendHealth.web-backend-service", "compute.backendHealth.staging-auth-service"])
+        "compute.backendHealth.web-backend-service", "compute.backendHealth.staging-auth-service",
+        "compute.networkEndpointGroups", "compute.urlMap", "compute.forwardingRules"])
+    rules = compute.items(records["compute.forwardingRules"].body, compute.ForwardingRule)
+    assert [(r.name, r.ip_address, r.target) for r in rules][0] == ("https-content-rule", "1.2.3.4", "https-lb-proxy")
     assert all(r.ok for r in records.values())
     auth = records["compute.backendHealth.staging-auth-service"]
     assert auth.method == "POST" and auth.pages == 2 and len(auth.body["results"]) == 2
@@ -112,3 +134,28 @@ def test_backend_health_record_fails_when_one_group_fails():
     records, _ = gather(compute, routes, params)
     health = records["compute.backendHealth.staging-backend-service"]
     assert not health.ok and health.error.kind == "not_found" and health.body == {"results": []}
+
+
+def test_compute_gather_asks_no_health_of_serverless_negs():
+    """Serverless NEGs report no health: getHealth is only sent for instance groups / zonal NEGs."""
+    services = sample("lb1--compute-backendServices.json")
+    svc = services["items"][0]
+    svc.update(name="staging-backend-service", healthChecks=[])
+    svc["backends"] = [{"group": "https://www.googleapis.com/compute/v1/projects/netra-staging/regions/us-central1/"
+                                 "networkEndpointGroups/backend-neg"}]
+    neg = dict(recorded("gcpdiag/lb2--compute-negs-europe-west4-b.json")["items"][0])
+    neg.pop("zone"), neg.pop("network"), neg.pop("subnetwork")
+    neg.update(name="backend-neg", networkEndpointType="SERVERLESS", cloudRun={"service": "netra-backend-staging"},
+               region="https://www.googleapis.com/compute/v1/projects/netra-staging/regions/us-central1", size=0)
+    params = make_params(**{"load_balancer.backend_services": ["staging-backend-service"]})
+    routes = {("GET", f"{P}/backendServices"): services,
+              ("GET", "/compute/v1/projects/netra-staging/aggregated/networkEndpointGroups"):
+                  aggregated_negs(("regions/us-central1", [neg]))}
+    records, router = gather(compute, routes, params)
+    assert records["compute.networkEndpointGroups"].ok
+    assert not any(k.startswith("compute.backendHealth") for k in records)
+    assert not any(r.method == "POST" for r in router.requests)
+    negs = compute.negs_of(records["compute.networkEndpointGroups"].body)
+    backend = compute.items(records["compute.backendServices"].body, compute.BackendService)[0]
+    assert backend.is_serverless(negs) and [n.cloud_run_service for n in backend.serverless_negs(negs)] == [
+        "netra-backend-staging"]

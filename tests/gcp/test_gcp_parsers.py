@@ -69,8 +69,100 @@ def check_target_proxies(body):
     assert proxies["https-lb-proxy-working"].certificate_map is None
 
 
+def check_cloudrun_failed(body):
+    services = run.services_of(body)
+    assert sorted(services) == ["image-does-not-exist", "invalid-container", "no-image-permission"]
+    assert not any(s.ready for s in services.values())
+    assert services["no-image-permission"].latest_ready_revision == ""
+
+
+def check_cloudsql_replicas(body):
+    by_name = {i.name: i for i in (Instance.from_json(d) for d in body["items"])}
+    for replica in ("sql5", "sql6"):  # READ_REPLICA_INSTANCE of sql3, no activation policy
+        r = by_name[replica]
+        assert r.is_replica and r.primary == "sql3" and r.activation_policy == "" and not r.is_stopped
+    assert not by_name["sql3"].is_replica and by_name["sql3"].activation_policy == "ALWAYS"
+
+
+def check_cloudsql_primaries(body):
+    for inst in (Instance.from_json(d) for d in body["items"]):
+        assert inst.state == "RUNNABLE" and not inst.is_replica and not inst.is_stopped
+
+
+def check_connectivity_test(body):
+    from runbook_lib.gcp.networkmanagement import ConnectivityTest
+
+    test = ConnectivityTest.from_json(body)
+    assert test.result == "REACHABLE" and test.first_failure() is None and test.destination == "151.101.3.5:443"
+    assert [s.state for s in test.traces[0]] == ["START_FROM_INSTANCE", "APPLY_EGRESS_FIREWALL_RULE", "APPLY_ROUTE",
+                                                 "NAT", "DELIVER"]
+    assert [s.hop for s in test.traces[0]] == ["source", "firewall", "route", "nat", "instance"]
+    assert test.traces[0][1].resource == "firewall private-linux-egress-allow"
+
+
+def check_empty_neg_list(body):
+    assert compute.items(body, compute.NetworkEndpointGroup) == []  # no ``items`` when a zone has none
+
+
+def check_zonal_negs(body):
+    (neg,) = compute.items(body, compute.NetworkEndpointGroup)
+    assert (neg.name, neg.type, neg.zone, neg.scope, neg.is_serverless) == (
+        "neg1", "GCE_VM_IP", "europe-west4-b", "zones/europe-west4-b", False)
+    # as an aggregated list, the NEG behind lb2's backend-service-2 is found and is not serverless
+    negs = compute.negs_of({"items": {"zones/europe-west4-b": {"networkEndpointGroups": body["items"]}}})
+    group = "https://www.googleapis.com/compute/v1/projects/gcpdiag-lb2-aaaa/zones/europe-west4-b/networkEndpointGroups/neg1"
+    assert compute.neg_for(group, negs) is neg or compute.neg_for(group, negs).name == "neg1"
+    assert not compute.is_serverless_group(group, negs)
+
+
+def check_global_operations(body):
+    # compute operations: ``status`` PENDING / RUNNING / DONE, ``error.errors[]`` on failure (the shape
+    # the applier polls; its parsing is tested with the operation polling in test_gcp_api.py)
+    ops = [o for scoped in body["items"].values() for o in scoped.get("operations") or []]
+    assert ops and {o["status"] for o in ops} <= {"PENDING", "RUNNING", "DONE"}
+    assert all(o["kind"] == "compute#operation" and o["name"] and o["selfLink"] for o in ops)
+
+
+def _aggregated_backend_services(body):
+    return {scope: compute.items({"items": v.get("backendServices")}, BackendService)
+            for scope, v in body["items"].items() if v.get("backendServices")}
+
+
+def check_aggregated_backend_services_lb1(body):
+    (svc,) = _aggregated_backend_services(body)["global"]
+    assert svc.name == "web-backend-service" and not svc.timeout_is_set and not svc.is_serverless({})
+
+
+def check_aggregated_backend_services_lb2(body):
+    by_scope = _aggregated_backend_services(body)
+    assert [s.name for s in by_scope["global"]] == ["web-backend-service", "failed-backend-service"]
+    (zonal,) = by_scope["regions/europe-west4"]
+    assert compute.group_ref(zonal.groups[0]) == ("zones/europe-west4-b", "networkEndpointGroups", "neg1")
+    assert zonal.health_check_names == ["tcp-basic-check-2"] and zonal.timeout_sec == 30 and not zonal.timeout_is_set
+
+
+def check_aggregated_forwarding_rules(body):
+    rules = [compute.ForwardingRule.from_json(r) for v in body["items"].values() for r in v.get("forwardingRules") or []]
+    assert rules and all(r.name and r.ip_address for r in rules)
+    https = [r for r in rules if r.target.startswith("https-lb-proxy")]
+    if https:  # lb3: the global HTTPS rule and its IP, as certificate provisioning needs it
+        assert (https[0].name, https[0].ip_address, https[0].port_range) == ("https-content-rule", "1.2.3.4", "443-443")
+
+
 PARSERS = {
     "cloudrun1--cloudrun_services.json": check_cloudrun,
+    "cloudrun2--cloudrun_services.json": check_cloudrun_failed,
+    "cloudsql2--cloudsql-instances.json": check_cloudsql_replicas,
+    "cloudsql3--cloudsql-instances.json": check_cloudsql_primaries,
+    "dataproc1--connectivity-test.json": check_connectivity_test,
+    "vpc2--connectivity-test.json": check_connectivity_test,
+    "gce1--compute-negs-europe-west1-b.json": check_empty_neg_list,
+    "lb2--compute-negs-europe-west4-b.json": check_zonal_negs,
+    "gce4--global-operations.json": check_global_operations,
+    "lb1--compute-aggregated-backendServices.json": check_aggregated_backend_services_lb1,
+    "lb2--compute-aggregated-backendServices.json": check_aggregated_backend_services_lb2,
+    "lb1--compute-aggregated-forwardingRules.json": check_aggregated_forwarding_rules,
+    "lb3--compute-aggregated-forwardingRules.json": check_aggregated_forwarding_rules,
     "cloudsql1--cloudsql-instances.json": check_cloudsql,
     "lb1--compute-backendServices.json": check_backend_services,
     "lb1--healthChecks.json": check_health_checks,

@@ -66,7 +66,8 @@ def test_managed_certificate_and_attach():
     assert call.gcloud == ("gcloud compute ssl-certificates create staging-netrasystems-cert "
                            "--domains=staging.netrasystems.ai,api-staging.netrasystems.ai --global --project netra-staging")
     attach = compute.set_ssl_certificates(PARAMS, ["staging-netrasystems-cert", "old"])
-    assert attach.path.endswith("/targetHttpsProxies/staging-https-proxy/setSslCertificates")
+    # compute.v1.json: projects/{project}/targetHttpsProxies/{targetHttpsProxy}/setSslCertificates (no global/)
+    assert attach.path == "/compute/v1/projects/netra-staging/targetHttpsProxies/staging-https-proxy/setSslCertificates"
     assert attach.body == {"sslCertificates": ["projects/netra-staging/global/sslCertificates/staging-netrasystems-cert",
                                                "projects/netra-staging/global/sslCertificates/old"]}
     assert "gcloud compute target-https-proxies update staging-https-proxy --ssl-certificates=staging-netrasystems-cert,old" in attach.gcloud
@@ -115,3 +116,16 @@ def test_enable_version():
     call = secretmanager.enable_version(PARAMS, "redis-url", "3")
     assert call.path == "/v1/projects/netra-staging/secrets/redis-url/versions/3:enable"
     assert call.gcloud == "gcloud secrets versions enable 3 --secret=redis-url --project netra-staging"
+
+
+def test_attach_adds_the_managed_certificate_within_the_limit_of_15():
+    call = compute.attach_managed_certificate(PARAMS, ["legacy"])
+    assert [u.rsplit("/", 1)[-1] for u in call.body["sslCertificates"]] == ["legacy", "staging-netrasystems-cert"]
+    assert call.description == ("add staging-netrasystems-cert to the target HTTPS proxy staging-https-proxy, keeping "
+                                "legacy (served until staging-netrasystems-cert is ACTIVE)")
+    assert compute.with_managed_certificate(["staging-netrasystems-cert"], "staging-netrasystems-cert") == [
+        "staging-netrasystems-cert"]
+    import pytest
+
+    with pytest.raises(ValueError, match="the limit is 15"):
+        compute.attach_managed_certificate(PARAMS, [f"c{i}" for i in range(15)])

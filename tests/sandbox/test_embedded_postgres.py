@@ -30,8 +30,6 @@ def test_the_database_probe_passes_on_the_wheels_postgres(healthy_check: subproc
     assert connect["status"] == "PASS"   # TLS + SCRAM through the front, to the wheel's server
 
 
-@pytest.mark.xfail(strict=False, reason="runbook bug (helper B): lb.<backend>.timeout judges serverless-NEG backend "
-                   "services (it reads the absent timeoutSec as 30 s); the healthy scenario is serverless now")
 def test_the_runbook_works_on_the_wheels_postgres(healthy_check: subprocess.CompletedProcess[str]) -> None:
     assert healthy_check.returncode == 0, healthy_check.stderr[-3000:]
     doc = json.loads(healthy_check.stdout)
