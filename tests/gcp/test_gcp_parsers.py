@@ -17,7 +17,7 @@ def check_cloudrun(body):
     services = run.services_of(body)
     svc = services["cloudrun1"]
     assert svc.ready and svc.latest_ready_revision == svc.latest_created_revision == "cloudrun1-fzzds"
-    assert svc.vpc_connector == "" and svc.vpc_egress == "" and svc.env_values == {}
+    assert svc.vpc_connector == "" and svc.vpc_egress == "" and svc.env == []
     assert svc.uri.startswith("https://")
 
 
