@@ -272,6 +272,14 @@ class ApiClient:
             if on_poll is not None:
                 on_poll(op)
 
+    def url(self, api: str, path: str) -> str:
+        """The full URL of ``path`` on ``api`` (for audit lines)."""
+        return self._url(api, path)
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep between polls (the same seam as the retry backoff, so tests record it)."""
+        await self._sleep(seconds)
+
     # -- internals ------------------------------------------------------------------------------
     def _url(self, api: str, path: str) -> str:
         if api not in self.base_urls:

@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 
 from ..evidence import ApiRecord
 from ..params import Params
-from .api import ApiCall, ApiClient, Resource, last_segment
+from .api import ApiCall, ApiClient, Resource, describe, last_segment
 
 KEY = "run.services"
 
@@ -85,6 +85,10 @@ async def gather(api: ApiClient, params: Params) -> dict[str, ApiRecord]:
     return {KEY: rec}
 
 
+def describe_path(path: str) -> str:
+    return describe(path)
+
+
 def services_of(body: dict | None) -> dict[str, "Service"]:
     """Services by short name."""
     services = [Service.from_json(d) for d in (body or {}).get("services") or []]
@@ -101,7 +105,7 @@ def shape_services(body: dict, params: Params, *, key: bytes | None = None) -> d
     return out
 
 
-def shape_service(raw: dict, params: Params, *, key: bytes) -> dict:
+def shape_service(raw: dict, params: Params | None, *, key: bytes) -> dict:
     svc = copy.deepcopy(raw)
     for container in (svc.get("template") or {}).get("containers") or []:
         for env in container.get("env") or []:
@@ -113,13 +117,15 @@ def shape_service(raw: dict, params: Params, *, key: bytes) -> dict:
     return svc
 
 
-def shape_value(value: str, params: Params, *, key: bytes) -> dict:
+def shape_value(value: str, params: Params | None, *, key: bytes) -> dict:
     """What the checks need from one value, and nothing that could be a credential."""
     shape: dict[str, Any] = {"length": len(value),
                              "fingerprint": hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:16]}
     url = url_shape(value)
     if url is not None:
         shape["url"] = url
+    if params is None:  # the audit's view: no judgement, only the shape
+        return shape
     patterns = params.cloud_run.deprecated_domain_patterns
     hosts = [h.lower() for h in HOST.findall(value)]
     shape["deprecated"] = sorted({p for p in patterns if any(fnmatch(h, p.lower()) for h in hosts)})
