@@ -1,17 +1,24 @@
-"""The Google Cloud REST API emulator: the real paths and JSON, backed by ``SandboxState``.
+"""The Google Cloud REST API emulator: routes and payloads from Google's discovery documents.
 
-One aiohttp application per API (vpcaccess v1, sqladmin v1, compute v1, secretmanager v1, run v2),
-each on its own loopback port, so a client that sends a request to the wrong API's endpoint gets
-the 404 it would get from Google. Errors use Google's format
-(``{"error": {"code", "message", "status", "details"}}``, plus ``errors`` for compute/sqladmin);
-mutations return the API's Operation resource; lists paginate (compute ``maxResults``, the others
-``pageSize``; ``pageToken`` -> ``nextPageToken``).
+One aiohttp application per API (compute v1, sqladmin v1, vpcaccess v1, secretmanager v1, run v2,
+networkmanagement v1), each on its own loopback port. Every request goes through one generic
+path (``discovery.Api``): the method is found from the document's ``flatPath`` and ``httpMethod``
+(anything else: 404 as Google's front end answers), the query and the body are validated against
+the method's parameters and request schema (400 ``INVALID_ARGUMENT`` naming the field), and the
+handler the product module declared for that method id runs (a method Google has and the sandbox
+does not emulate: 501 ``UNIMPLEMENTED``). Errors use Google's format (``{"error": {"code",
+"message", "status", "details"}}``, plus ``errors`` for compute/sqladmin); mutations return the
+API's own operation, which completes after the scenario's ``operations.duration_s`` (scaled).
+With ``validate_responses`` every response is checked against the method's response schema and
+any difference is kept in ``schema_problems`` (the conformance tests assert it stays empty).
 
 Test hooks on every port, never on a real API path:
 
 - ``GET /_sandbox/requests``: the request log (time, api, method, path, query, status; never a
   body, so no secret value is ever in it). ``DELETE`` clears it.
 - ``GET /_sandbox/state``: every resource plus what the data plane is told.
+- ``POST /_sandbox/dns`` ``{"domain", "ip"}``: point a domain's A record (what a person does in
+  Cloud DNS); ``GET`` lists the records.
 - ``POST /_sandbox/faults`` ``{"path_prefix", "kind", "count", "method"?, "delay_s"?}``: the next
   ``count`` matching requests answer ``429``, ``503``, ``403`` (PERMISSION_DENIED), ``disabled``
   (API not enabled), ``401``, ``malformed`` (invalid JSON), ``truncated`` (body cut short),
@@ -22,7 +29,6 @@ In a blackout scenario every API request is accepted and never answered.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 import re
@@ -33,23 +39,19 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from ..gcp.api import APIS
-from ..gcp.api import SERVICES as API_HOSTS  # the real APIs' names: one table for client and emulator
-from ..gcp.api import TITLES as API_TITLES
-from .state import ApiFault, SandboxState
+from ..gcp.api import SERVICES as _API_HOSTS  # the real APIs' names: one table for client and emulator
+from ..gcp.api import TITLES as _API_TITLES
+from .discovery import DOCUMENTS, Api, Method
+from .state import ApiFault, Call, SandboxState
+
+APIS = tuple(DOCUMENTS)
+API_HOSTS = {api: _API_HOSTS.get(api, f"{api}.googleapis.com") for api in APIS}
+API_TITLES = {api: _API_TITLES.get(api, "Network Management API") for api in APIS}
+WAIT_CAP_S = 30.0  # a ``wait`` method returns by then even if the operation is not done (as Google's may)
 
 log = logging.getLogger(__name__)
 
 FAULT_KINDS = ("429", "503", "403", "401", "disabled", "malformed", "truncated", "delay", "hang")
-COMPUTE_KINDS = {
-    "healthChecks": "compute#healthCheckList",
-    "backendServices": "compute#backendServiceList",
-    "sslCertificates": "compute#sslCertificateList",
-    "targetHttpsProxies": "compute#targetHttpsProxyList",
-}
-
-Handler = Callable[..., Any]
-
 
 @dataclass
 class Fault:
@@ -63,40 +65,21 @@ class Fault:
         return self.count > 0 and path.startswith(self.path_prefix) and self.method in (None, method)
 
 
-@dataclass
-class Route:
-    method: str
-    pattern: re.Pattern[str]
-    handler: Handler
-    wants_body: bool = False
-
-
-@dataclass
-class Request:
-    """What a route handler gets: path groups, query and the parsed JSON body."""
-
-    groups: tuple[str, ...]
-    query: dict[str, str]
-    body: dict[str, Any] = field(default_factory=dict)
-
-
 class Emulator:
     """``await start()`` -> ``{api: port}``; ``await stop()``. ``requests`` is the log."""
 
-    def __init__(self, state: SandboxState, *, max_log: int = 10000):
+    def __init__(self, state: SandboxState, *, max_log: int = 10000, validate_responses: bool = False,
+                 apis: dict[str, Api] | None = None):
         self.state = state
+        self.apis = apis if apis is not None else {api: Api(api) for api in APIS}
+        self.handlers = state.handlers()
+        self.validate_responses = validate_responses
+        self.schema_problems: list[str] = []
         self.requests: deque[dict[str, Any]] = deque(maxlen=max_log)
         self.faults: list[Fault] = []
         self.ports: dict[str, int] = {}
         self._runners: list[web.AppRunner] = []
         self._stopping = asyncio.Event()
-        self._routes: dict[str, list[Route]] = {
-            "vpcaccess": self._vpcaccess_routes(),
-            "sqladmin": self._sqladmin_routes(),
-            "compute": self._compute_routes(),
-            "secretmanager": self._secretmanager_routes(),
-            "run": self._run_routes(),
-        }
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -154,32 +137,53 @@ class Emulator:
         await self._stopping.wait()
 
     async def _dispatch(self, api: str, request: web.Request) -> web.Response:
-        for route in self._routes[api]:
-            m = route.pattern.match(request.path)
-            if m is None or route.method != request.method:
-                continue
-            body: dict[str, Any] = {}
-            if route.wants_body:
-                raw = await request.read()
-                if raw.strip():
-                    try:
-                        body = json.loads(raw)
-                    except ValueError:
-                        return error_response(api, 400, "INVALID_ARGUMENT",
-                                              "Invalid JSON payload received. Unexpected token.", "badRequest")
-                    if not isinstance(body, dict):
-                        return error_response(api, 400, "INVALID_ARGUMENT",
-                                              "Invalid JSON payload received. Expected an object.", "badRequest")
+        spec = self.apis[api]
+        found = spec.match(request.method, request.path)
+        if found is None:
+            return error_response(api, 404, "NOT_FOUND",
+                                  f"The requested URL {request.path} was not found on this server.", "notFound")
+        method, path_params = found
+        try:
+            query = spec.check_query(method, list(request.query.items()))
+            raw = await request.read()
+            body: Any = None
+            if raw.strip():
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    raise ApiFault(400, "INVALID_ARGUMENT", "Invalid JSON payload received. Unexpected token.",
+                                   "badRequest") from None
+            body = spec.check_body(method, body)
+            handler = self.handlers.get(method.id)
+            if handler is None:
+                raise ApiFault(501, "UNIMPLEMENTED", f"Method {method.id} is not emulated by the sandbox.",
+                               "notImplemented")
+            if method.id.lower().endswith("operations.wait"):
+                await self._wait_operation(api, path_params)
+            result = handler(Call(path_params, query, body or {}))
+        except ApiFault as fault:
+            return error_response(api, fault.code, fault.status, fault.message, fault.reason,
+                                  field=fault.field, description=fault.description)
+        except Exception:  # noqa: BLE001 - a sandbox bug: answer like Google's 500, keep the trace
+            log.exception("emulator: %s %s failed", request.method, request.path)
+            return error_response(api, 500, "INTERNAL", "Internal error encountered.", "backendError")
+        self._check_response(spec, method, result)
+        return web.json_response(result, dumps=_dumps)
+
+    async def _wait_operation(self, api: str, params: dict[str, str]) -> None:
+        name = params.get("operation") or params.get("name", "")
+        remaining = self.state.ops.remaining_s(api, name)
+        if remaining > 0:
             try:
-                result = route.handler(Request(m.groups(), dict(request.query), body))
-            except ApiFault as fault:
-                return error_response(api, fault.code, fault.status, fault.message, fault.reason)
-            except Exception:  # noqa: BLE001 - a sandbox bug: answer like Google's 500, keep the trace
-                log.exception("emulator: %s %s failed", request.method, request.path)
-                return error_response(api, 500, "INTERNAL", "Internal error encountered.", "backendError")
-            return web.json_response(result, dumps=_dumps)
-        return error_response(api, 404, "NOT_FOUND",
-                              f"The requested URL {request.path} was not found on this server.", "notFound")
+                await asyncio.wait_for(self._stopping.wait(), min(remaining, WAIT_CAP_S))
+            except asyncio.TimeoutError:
+                pass
+
+    def _check_response(self, spec: Api, method: Method, result: Any) -> None:
+        if not self.validate_responses or method.response is None:
+            return
+        for problem in spec.response_problems(method.response, result):
+            self.schema_problems.append(f"{method.id}: {problem}")
 
     # --- faults for the hardening tests ----------------------------------------------------------
 
@@ -239,6 +243,15 @@ class Emulator:
             return web.json_response({})
         if path == "/_sandbox/state" and method == "GET":
             return web.json_response(self.describe(), dumps=_dumps)
+        if path == "/_sandbox/dns" and method == "GET":
+            return web.json_response({"records": dict(self.state.dns)})
+        if path == "/_sandbox/dns" and method == "POST":
+            data = await request.json()
+            if not isinstance(data, dict) or not isinstance(data.get("domain"), str) or not isinstance(
+                    data.get("ip"), str):
+                return web.json_response({"error": "expected {\"domain\": str, \"ip\": str}"}, status=400)
+            self.state.set_dns(data["domain"], data["ip"])
+            return web.json_response({"records": dict(self.state.dns)})
         if path == "/_sandbox/faults" and method == "GET":
             return web.json_response({"faults": [asdict(f) for f in self.faults if f.count > 0]})
         if path == "/_sandbox/faults" and method == "DELETE":
@@ -264,6 +277,7 @@ class Emulator:
                 "certificates": {d: s.certificate_for(d) for d in (s.domains["frontend"], s.domains["api"])},
                 "ws_lifetime_s": s.ws_lifetime_s(),
                 "startup_remaining_s": s.startup_remaining_s(),
+                "startup_latencies_s": s.startup_latencies(),
                 "secret_problems": s.secret_problems(),
                 "backend_health": s.health_summary(),
                 "connector_instances": s.connector_instances(),
@@ -271,135 +285,14 @@ class Emulator:
             },
         }
 
-    # --- routes per API ------------------------------------------------------------------------
-
-    def _vpcaccess_routes(self) -> list[Route]:
-        s = self.state
-        conn = r"^/v1/(projects/[^/]+/locations/[^/]+/connectors/[^/:]+)$"
-        return [
-            _route("GET", r"^/v1/projects/([^/]+)/locations/([^/]+)/connectors$",
-                   lambda r: _page(r, s.list_connectors(*r.groups), "connectors", "pageSize")),
-            _route("POST", r"^/v1/projects/([^/]+)/locations/([^/]+)/connectors$",
-                   lambda r: s.create_connector(*r.groups, r.query.get("connectorId", ""), r.body), body=True),
-            _route("GET", conn, lambda r: s.get_connector(r.groups[0])),
-            _route("PATCH", conn, lambda r: s.patch_connector(r.groups[0], r.body, r.query.get("updateMask", "")),
-                   body=True),
-            _route("DELETE", conn, lambda r: s.delete_connector(r.groups[0])),
-            _route("GET", r"^/v1/(projects/[^/]+/locations/[^/]+/operations/[^/]+)$",
-                   lambda r: s.get_vpc_operation(r.groups[0])),
-        ]
-
-    def _sqladmin_routes(self) -> list[Route]:
-        s = self.state
-        inst = r"^/v1/projects/([^/]+)/instances/([^/]+)$"
-        return [
-            _route("GET", r"^/v1/projects/([^/]+)/instances$",
-                   lambda r: _page(r, s.list_instances(r.groups[0]), "items", "maxResults")),
-            _route("GET", inst, lambda r: s.get_instance(*r.groups)),
-            _route("PATCH", inst, lambda r: s.patch_instance(*r.groups, r.body), body=True),
-            _route("POST", r"^/v1/projects/([^/]+)/instances/([^/]+)/restart$",
-                   lambda r: s.restart_instance(*r.groups), body=True),
-            _route("GET", r"^/v1/projects/([^/]+)/operations/([^/]+)$", lambda r: s.get_sql_operation(*r.groups)),
-        ]
-
-    def _compute_routes(self) -> list[Route]:
-        s = self.state
-        base = r"^/compute/v1/projects/([^/]+)/global/"
-        colls = "|".join(COMPUTE_KINDS)
-
-        def listing(r: Request) -> dict[str, Any]:
-            project, coll = r.groups
-            page = _page(r, s.compute_list(project, coll), "items", "maxResults", limit=500)
-            link = f"https://www.googleapis.com/compute/v1/projects/{project}/global/{coll}"
-            return {"kind": COMPUTE_KINDS[coll], "id": f"projects/{project}/global/{coll}/", **page,
-                    "selfLink": f"{link}/"}
-
-        return [
-            _route("GET", base + rf"({colls})$", listing),
-            _route("GET", base + rf"({colls})/([^/]+)$", lambda r: s.compute_get(*r.groups)),
-            _route("PATCH", base + r"(healthChecks|backendServices)/([^/]+)$",
-                   lambda r: s.compute_patch(*r.groups, r.body), body=True),
-            _route("POST", base + r"sslCertificates$", lambda r: s.insert_ssl_certificate(r.groups[0], r.body),
-                   body=True),
-            _route("DELETE", base + r"sslCertificates/([^/]+)$", lambda r: s.delete_ssl_certificate(*r.groups)),
-            _route("POST", base + r"targetHttpsProxies/([^/]+)/setSslCertificates$",
-                   lambda r: s.set_ssl_certificates(*r.groups, r.body), body=True),
-            _route("POST", base + r"backendServices/([^/]+)/getHealth$",
-                   lambda r: s.backend_health(*r.groups, r.body), body=True),
-            _route("GET", base + r"operations/([^/]+)$", lambda r: s.get_compute_operation(*r.groups)),
-            _route("POST", base + r"operations/([^/]+)/wait$", lambda r: s.get_compute_operation(*r.groups)),
-        ]
-
-    def _secretmanager_routes(self) -> list[Route]:
-        s = self.state
-        sec = r"^/v1/projects/([^/]+)/secrets/([^/:]+)"
-        return [
-            _route("GET", r"^/v1/projects/([^/]+)/secrets$",
-                   lambda r: _page(r, s.list_secrets(r.groups[0]), "secrets", "pageSize", total=True)),
-            _route("POST", r"^/v1/projects/([^/]+)/secrets$",
-                   lambda r: s.create_secret(r.groups[0], r.query.get("secretId"), r.body), body=True),
-            _route("GET", sec + "$", lambda r: s.get_secret(*r.groups)),
-            _route("POST", sec + ":addVersion$", lambda r: s.add_version(*r.groups, r.body), body=True),
-            _route("GET", sec + "/versions$",
-                   lambda r: _page(r, s.list_versions(*r.groups), "versions", "pageSize", total=True)),
-            _route("GET", sec + r"/versions/([^/:]+)$", lambda r: s.get_version(*r.groups)),
-            _route("GET", sec + r"/versions/([^/:]+):access$", lambda r: s.access_version(*r.groups)),
-            _route("POST", sec + r"/versions/([^/:]+):(enable|disable|destroy)$",
-                   lambda r: s.set_version_state(*r.groups), body=True),
-        ]
-
-    def _run_routes(self) -> list[Route]:
-        s = self.state
-        return [
-            _route("GET", r"^/v2/projects/([^/]+)/locations/([^/]+)/services$",
-                   lambda r: _page(r, s.list_services(*r.groups), "services", "pageSize")),
-            _route("GET", r"^/v2/projects/([^/]+)/locations/([^/]+)/services/([^/]+)$",
-                   lambda r: s.get_service(*r.groups)),
-        ]
-
-
 # --- helpers -------------------------------------------------------------------------------------
-
-def _route(method: str, pattern: str, handler: Handler, *, body: bool = False) -> Route:
-    return Route(method, re.compile(pattern), handler, body)
-
 
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
-def _page(r: Request, items: list[dict[str, Any]], key: str, size_param: str, *,
-          limit: int = 1000, total: bool = False) -> dict[str, Any]:
-    """One page of ``items``; tokens are opaque to the client (an offset, base64)."""
-    try:
-        size = int(r.query.get(size_param) or limit)
-    except ValueError:
-        raise ApiFault(400, "INVALID_ARGUMENT", f"Invalid value for {size_param}: expected an integer") from None
-    if size <= 0:
-        size = limit
-    size = min(size, limit)
-    token = r.query.get("pageToken")
-    offset = 0
-    if token:
-        try:
-            decoded = base64.urlsafe_b64decode(token.encode()).decode()
-            if not decoded.startswith("offset:"):
-                raise ValueError(decoded)
-            offset = int(decoded.removeprefix("offset:"))
-        except ValueError:
-            raise ApiFault(400, "INVALID_ARGUMENT", "Invalid value for field 'pageToken'.", "invalid") from None
-    chunk = items[offset:offset + size]
-    out: dict[str, Any] = {}
-    if chunk:  # proto3 JSON leaves out empty lists, as the real APIs do
-        out[key] = chunk
-    if offset + size < len(items):
-        out["nextPageToken"] = base64.urlsafe_b64encode(f"offset:{offset + size}".encode()).decode()
-    if total:
-        out["totalSize"] = len(items)
-    return out
-
-
-def error_response(api: str, code: int, status: str, message: str, reason: str = "") -> web.Response:
+def error_response(api: str, code: int, status: str, message: str, reason: str = "", *,
+                   field: str | None = None, description: str | None = None) -> web.Response:
     error: dict[str, Any] = {
         "code": code,
         "message": message,
@@ -411,6 +304,9 @@ def error_response(api: str, code: int, status: str, message: str, reason: str =
             "metadata": {"service": API_HOSTS.get(api, "")},
         }],
     }
+    if field:
+        error["details"].append({"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": [
+            {"field": field, "description": description or message}]})
     if api in ("compute", "sqladmin"):
         # These older APIs also carry the v1 "errors" list.
         error["errors"] = [{"message": message, "domain": "global", "reason": reason or status.lower()}]

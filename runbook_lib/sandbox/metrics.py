@@ -10,6 +10,7 @@ every ``interval_s`` (0.5 s) and records:
 | ``loadbalancing.googleapis.com/https/total_latencies`` | DELTA DISTRIBUTION ms | the services' request log |
 | ``run.googleapis.com/request_latencies`` | DELTA DISTRIBUTION ms | the services' request log |
 | ``workload.googleapis.com/db.client.connections.create_time`` | DELTA DISTRIBUTION ms | the services' own database connects (through the connector) |
+| ``run.googleapis.com/container/startup_latencies`` | DELTA DISTRIBUTION ms | the serving revision's startup time (scenario knob, CPU boost on/off; time-scaled like every wire measurement) |
 
 The last one is what an application instrumented with OpenTelemetry (semantic convention
 ``db.client.connections.create_time``) publishes from Cloud Run; no Google service measures it.
@@ -36,6 +37,7 @@ SQL_BACKENDS = "cloudsql.googleapis.com/database/postgresql/num_backends"
 LB_LATENCIES = "loadbalancing.googleapis.com/https/total_latencies"
 RUN_LATENCIES = "run.googleapis.com/request_latencies"
 DB_CONNECT = "workload.googleapis.com/db.client.connections.create_time"
+STARTUP_LATENCIES = "run.googleapis.com/container/startup_latencies"
 
 Kind = Literal["GAUGE", "DELTA"]
 ValueType = Literal["INT64", "DOUBLE", "DISTRIBUTION"]
@@ -121,6 +123,7 @@ class MetricsSampler:
         request_log: Callable[[], list[dict[str, Any]]] | None = None,
         db_connects: Callable[[], list[dict[str, Any]]] | None = None,
         database: str = "",
+        startup_latencies: Callable[[], dict[str, tuple[str, float]]] | None = None,
         interval_s: float = 0.5,
         clock: Callable[[], float] = time.time,
     ):
@@ -130,6 +133,7 @@ class MetricsSampler:
         self._request_log = request_log
         self._db_connects = db_connects
         self._database = database
+        self._startup = startup_latencies
         self.interval_s = interval_s
         self._clock = clock
         self._last = clock()
@@ -169,6 +173,19 @@ class MetricsSampler:
             self._sample_requests(start, now)
         if self._db_connects is not None:
             self._sample_connects(start, now)
+        if self._startup is not None:
+            self._sample_startup(start, now)
+
+    def _sample_startup(self, start: float, now: float) -> None:
+        """One container start per service per sample: the serving revision's startup time."""
+        n = self.names
+        for service, (revision, seconds) in self._startup().items():  # type: ignore[misc]
+            self.store.record(
+                STARTUP_LATENCIES, "cloud_run_revision",
+                {"project_id": n.project, "location": n.region, "service_name": service,
+                 "revision_name": revision, "configuration_name": service},
+                {}, kind="DELTA", value_type="DISTRIBUTION", unit="ms", start=start, end=now,
+                value=[seconds * 1000.0])
 
     async def _sample_backends(self, now: float) -> None:
         n = self.names

@@ -27,7 +27,9 @@ from ..validation import explain
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 
 ConnectorState = Literal["READY", "CREATING", "DELETING", "ERROR", "UPDATING"]
-SqlState = Literal["RUNNABLE", "STOPPED", "SUSPENDED", "PENDING_CREATE", "MAINTENANCE", "FAILED"]
+# sqladmin v1 DatabaseInstance.state: there is no STOPPED (a stopped instance is RUNNABLE with
+# settings.activationPolicy NEVER).
+SqlState = Literal["RUNNABLE", "SUSPENDED", "PENDING_DELETE", "PENDING_CREATE", "MAINTENANCE", "FAILED", "REPAIRING"]
 ManagedStatus = Literal["ACTIVE", "PROVISIONING", "PROVISIONING_FAILED", "PROVISIONING_FAILED_PERMANENTLY",
                         "RENEWAL_FAILED"]
 DomainStatus = Literal["ACTIVE", "PROVISIONING", "FAILED_NOT_VISIBLE", "FAILED_CAA_CHECKING",
@@ -41,8 +43,9 @@ class Strict(BaseModel):
 
 class ConnectorFaults(Strict):
     state: ConnectorState = "READY"
-    min_instances: int | None = Field(default=None, ge=0, le=10, description="None: parameters")
-    max_instances: int | None = Field(default=None, ge=1, le=10, description="None: parameters")
+    # vpcaccess: minInstances >= 2, maxInstances <= 10 and > min (a scenario cannot hold what GCP cannot)
+    min_instances: int | None = Field(default=None, ge=2, le=9, description="None: parameters")
+    max_instances: int | None = Field(default=None, ge=3, le=10, description="None: parameters")
     network: str | None = Field(default=None, description="None: the parameters' network (wrong-network fault)")
     ip_cidr_range: str | None = None
 
@@ -105,12 +108,19 @@ class HealthCheckFaults(Strict):
 
 
 class LoadBalancerFaults(Strict):
+    topology: Literal["serverless", "instance-groups"] = Field(
+        default="serverless",
+        description="serverless: Cloud Run behind regional serverless NEGs (no health check, no backend "
+                    "timeout); instance-groups: the old instance-group backends with health checks")
     backend_timeout_s: int | None = Field(default=None, ge=1, le=86400)
     health_check: HealthCheckFaults = Field(default_factory=HealthCheckFaults)
 
 
 class ServiceFaults(Strict):
-    startup_s: float = Field(default=600.0, ge=0, description="real-world startup the health checks must tolerate")
+    startup_s: float = Field(default=600.0, ge=0,
+                             description="real-world cold start with startup CPU boost off (a scenario knob)")
+    startup_s_boosted: float = Field(default=120.0, ge=0,
+                                     description="real-world cold start with startup CPU boost on")
     warmup_s: float = Field(default=0.0, ge=0, description="real seconds of 503 after the sandbox starts")
 
 
@@ -128,12 +138,43 @@ class SecretFaults(Strict):
         return v
 
 
+class StartupProbe(Strict):
+    """The revision's startup probe; the defaults are Cloud Run's default TCP startup probe."""
+
+    initial_delay_s: int = Field(default=0, ge=0, le=240)
+    period_s: int = Field(default=240, ge=1, le=240)
+    failure_threshold: int = Field(default=1, ge=1)
+    timeout_s: int = Field(default=240, ge=1, le=240)
+
+
+class OperationFailure(Strict):
+    """Make matching operations fail (after their duration) with this Google error."""
+
+    api: Literal["compute", "sqladmin", "vpcaccess", "run", "networkmanagement", "secretmanager"] | None = None
+    kind: str | None = Field(default=None, description="compute/sqladmin operationType (patch, UPDATE...) or "
+                                                        "the LRO method (UpdateConnector, UpdateService...)")
+    count: int = Field(default=1, ge=1)
+    status: Literal["INVALID_ARGUMENT", "FAILED_PRECONDITION", "RESOURCE_EXHAUSTED", "INTERNAL",
+                    "PERMISSION_DENIED", "UNAVAILABLE", "DEADLINE_EXCEEDED", "ABORTED"] = "RESOURCE_EXHAUSTED"
+    reason: str = ""
+    message: str = "Operation failed"
+
+
+class OperationFaults(Strict):
+    duration_s: float = Field(default=20.0, ge=0, description="real-world seconds every operation runs")
+    fail: list[OperationFailure] = Field(default_factory=list)
+
+
 class CloudRunFaults(Strict):
     env: dict[str, str] = Field(
         default_factory=dict,
         description="extra env on every service; {frontend}, {api} and {legacy} are substituted",
     )
     vpc_egress: Literal["ALL_TRAFFIC", "PRIVATE_RANGES_ONLY"] | None = None
+    timeout_s: int = Field(default=3600, ge=1, le=3600, description="revision request timeout")
+    min_instances: int = Field(default=1, ge=0, le=1000)
+    cpu_boost: bool = True
+    startup_probe: StartupProbe = Field(default_factory=lambda: StartupProbe())
 
     @field_validator("env")
     @classmethod
@@ -160,6 +201,7 @@ class Scenario(Strict):
     services: ServiceFaults = Field(default_factory=ServiceFaults)
     secrets: SecretFaults = Field(default_factory=SecretFaults)
     cloud_run: CloudRunFaults = Field(default_factory=CloudRunFaults)
+    operations: OperationFaults = Field(default_factory=OperationFaults)
     blackout: bool = Field(default=False, description="nothing answers: every listener accepts and stays silent")
 
     @model_validator(mode="after")

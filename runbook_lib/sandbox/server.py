@@ -37,6 +37,7 @@ from psycopg import sql
 from .. import redact
 from ..errors import RunbookError
 from ..params import Params
+from ..params import Endpoints
 from .emulator import APIS, Emulator
 from .faultproxy import FaultProxy
 from .pg_tls import PgTlsFront
@@ -144,6 +145,7 @@ class Sandbox:
             connector_instances=self.state.connector_instances, num_backends=self._num_backends,
             request_log=lambda: self.services.request_log if self.services else [],
             db_connects=lambda: self.db_connects, database=p.cloudsql.database,
+            startup_latencies=self.state.startup_latencies,
         )
         await self.sampler.sample_once()  # a first point before anyone can query: no empty series race
         self.sampler.start()
@@ -215,7 +217,8 @@ class Sandbox:
             "target.mode": "sandbox",
             "target.scenario": self.scenario.name,
             "target.time_scale": self.time_scale,
-            **{f"endpoints.{api}": f"http://127.0.0.1:{ports[api]}" for api in APIS},
+            # endpoints.networkmanagement only once the parameters know it (added with the runbook side)
+            **{f"endpoints.{api}": f"http://127.0.0.1:{ports[api]}" for api in APIS if api in Endpoints.model_fields},
             "endpoints.monitoring": f"127.0.0.1:{ports['monitoring']}",
             "endpoints.monitoring_insecure": True,
             "endpoints.credentials": "anonymous",

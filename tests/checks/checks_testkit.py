@@ -13,7 +13,7 @@ from runbook_lib.params import Params, load_params
 from runbook_lib.probes.base import ProbeResult, Reason
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = Path("/work/shared/gcp-api-samples")
+SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "recorded" / "gcpdiag"  # vendored: see PROVENANCE.md
 FIXTURES = ROOT / "tests" / "fixtures" / "api"
 NOW = datetime(2025, 1, 15, 12, 0, tzinfo=timezone.utc)
 

@@ -12,7 +12,7 @@ from runbook_lib.params import Params, load_params
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "parameters" / "staging.example.yaml"
-SAMPLES = Path("/work/shared/gcp-api-samples")
+SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "recorded" / "gcpdiag"  # vendored: see PROVENANCE.md
 FIXTURES = ROOT / "tests" / "fixtures" / "api"
 
 

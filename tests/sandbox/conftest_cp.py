@@ -24,7 +24,7 @@ from runbook_lib.sandbox.state import SandboxState
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "parameters" / "staging.example.yaml"
-SAMPLES = Path("/work/shared/gcp-api-samples")
+SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "recorded" / "gcpdiag"  # vendored: see PROVENANCE.md
 TIME_SCALE = 0.02
 
 
