@@ -15,7 +15,7 @@ from ..gcp.run import Service
 from ..params import Params
 from ..results import CheckResult, Severity
 from ..stats import percentile
-from ._util import FAIL, PASS, SKIP, WARN, Maker, safe_id, unavailable, usable
+from ._util import FAIL, PASS, SKIP, WARN, Maker, plural, safe_id, unavailable, usable
 
 make = Maker("cloud_run", Severity.high)
 KEY = run.KEY
@@ -152,20 +152,26 @@ def timeout(cid: str, title: str, svc: Service, params: Params) -> CheckResult:
 
 def startup_seconds(ev: Evidence, service: str) -> tuple[float, str] | None:
     """The measured p95 startup time of ``service`` in real-world seconds, from
-    run.googleapis.com/container/startup_latencies (a distribution in ms, per revision)."""
+    run.googleapis.com/container/startup_latencies (a distribution in ms, per revision): the
+    revision serving now when the metric has it (an older revision's slow starts are history),
+    else every revision of the service."""
     rec: MetricRecord | None = ev.metrics.get(STARTUP_KEY)
     if rec is None or not rec.ok:
         return None
-    values = []
-    for s in rec.series:
-        if s.labels.get("service_name", service) != service:
-            continue
-        factor = 1.0 if s.unit == "s" else 0.001  # Google publishes milliseconds
-        values += [p.v * factor for p in s.points]
+    mine = [s for s in rec.series if s.labels.get("service_name", service) == service and s.points]
+    serving = ""
+    runs = ev.api.get(KEY)
+    if usable(runs):
+        svc = run.services_of(runs.body).get(service)
+        serving = svc.serving_revision if svc else ""
+    current = [s for s in mine if serving and s.labels.get("revision_name") == serving]
+    chosen = current or mine
+    values = [p.v * (1.0 if s.unit == "s" else 0.001) for s in chosen for p in s.points]  # Google: milliseconds
     if not values:
         return None
     scale = ev.meta.time_scale or 1.0
-    return percentile(values, 95) / scale, f"measured p95 over {len(values)} points ({STARTUP_KEY})"
+    which = f"revision {serving}" if current else "all revisions"
+    return percentile(values, 95) / scale, f"measured p95 of {which}, {plural(len(values), 'point')} ({STARTUP_KEY})"
 
 
 def startup(cid: str, title: str, svc: Service, params: Params, ev: Evidence) -> CheckResult:

@@ -40,7 +40,7 @@ def test_startup_uses_the_measured_p95_and_the_default_probe():
     r = results(ev).by_id(f"run.{SVC}.startup")
     assert r.status is Status.PASS and r.evidence == ["run.services", "monitoring.startup_latencies"]
     assert r.observed == ("probe window 240 s (the default TCP probe: 1 x 240 s); startup 30 s "
-                          "(measured p95 over 3 points (monitoring.startup_latencies))")
+                          "(measured p95 of revision netra-backend-staging-00042-abc, 3 points (monitoring.startup_latencies))")
 
 
 def test_startup_longer_than_the_probe_but_within_googles_cap_sets_the_probe():
