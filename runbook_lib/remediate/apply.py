@@ -256,7 +256,7 @@ class TargetLock:
         try:
             self._lock.acquire()
         except filelock.Timeout:
-            h = _read_json(self.holder_path) or {}
+            h = self._holder_details()
             who = (f"pid {h.get('pid', '?')} on {h.get('host', '?')}, plan {h.get('plan', '?')}, "
                    f"since {h.get('since', '?')}") if h else "a process that has not written its details yet"
             raise ApplyLocked(
@@ -266,6 +266,20 @@ class TargetLock:
         self.previous = _read_json(self.audit_path)
         atomic_write_json(self.holder_path, self.holder)
         return self
+
+    def _holder_details(self) -> dict:
+        """The holder writes its details just after it takes the lock: give it a moment (bounded)."""
+        import time
+
+        give_up, delay = time.monotonic() + 2.0, 0.02
+        while True:
+            h = _read_json(self.holder_path) or {}
+            if h and _alive(h.get("pid"), h.get("host")):
+                return h
+            if time.monotonic() >= give_up:
+                return {}
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
     def __exit__(self, *exc: object) -> None:
         self.holder_path.unlink(missing_ok=True)
@@ -292,6 +306,17 @@ def reconcile(previous: dict | None) -> list[str]:
         notes.append(f"{who} stopped between actions" + (f" after applying {', '.join(done)}" if done else "")
                      + "; this apply re-reads every resource")
     return notes
+
+
+def _alive(pid: Any, host: Any) -> bool:
+    """A holder file left by a killed apply names a dead pid (on this host); another host: trust it."""
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, TypeError, ValueError):
+        return False
+    return True
 
 
 def _read_json(path: Path) -> dict | None:
