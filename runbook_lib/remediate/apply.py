@@ -44,7 +44,7 @@ from .plan import Action, Plan
 
 class AuditEvent(BaseModel):
     at: str
-    event: str                      # sending | sent | poll | done | failed | settle
+    event: str                      # sending | sent | poll | done | failed | settle | deferred
     request: str = ""               # "METHOD url" (bodies may hold values)
     status: str = ""                # operation status, or what settle observed
     detail: str = ""
@@ -53,7 +53,8 @@ class AuditEvent(BaseModel):
 class AuditEntry(BaseModel):
     action: str
     at: str
-    outcome: str                    # applied | unchanged | failed | manual | skipped | sending (in flight)
+    outcome: str                    # applied | unchanged | failed | manual | skipped | pending (not due: why
+                                    # in error) | sending (in flight)
     requests: list[str] = Field(default_factory=list)   # "METHOD url" only: bodies may hold values
     events: list[AuditEvent] = Field(default_factory=list)
     before: list[Any] = Field(default_factory=list)
@@ -117,6 +118,9 @@ async def apply_plan(api: ApiClient, plan: Plan, params: Params, *, audit_file: 
             report.audit.append(entry)
             try:
                 await _apply_action(Step(api, params, entry, save), action, values)
+            except kinds.Deferred as exc:
+                entry.outcome, entry.error = "pending", redact.text(str(exc))
+                entry.events.append(AuditEvent(at=_now(), event="deferred", detail=entry.error))
             except (ApiError, RemediationError) as exc:
                 entry.outcome, entry.error = "failed", redact.text(str(exc))
                 entry.events.append(AuditEvent(at=_now(), event="failed", detail=entry.error))
@@ -361,12 +365,6 @@ def pending(action: Action, before: list[ApiRecord], params: Params) -> list[Api
         nested = all(((state or {}).get(k) or {}).get("requestPath") == v.get("requestPath")
                      for k, v in body.items() if isinstance(v, dict))
         return [] if same and nested else action.calls
-    if kind == "secret.value":
-        exists = state is not None
-        versions = before[1].body.get("versions", []) if len(before) > 1 and before[1].ok and isinstance(before[1].body, dict) else []
-        enabled = any(v.get("state") == "ENABLED" for v in versions)
-        needed = [c for c in action.calls if c.method == "POST" and c.path.endswith(":addVersion")] if not enabled else []
-        return ([c for c in action.calls if not c.path.endswith(":addVersion")] if not exists else []) + needed
     raise RemediationError(f"no idempotency rule for action kind {kind!r} ({action.id}): register it in its "
                            "rule's module with remediate.kinds.register")
 

@@ -16,6 +16,10 @@ A rule module registers its kinds at import time::
     snapshot(record) -> JSON                              (optional)
         The audit's view of a read (default: the redacted body). Cloud Run keeps shapes only.
 
+``pending`` may raise ``Deferred(reason)``: the action is not due yet (a condition it depends on does
+not hold, e.g. a certificate not ACTIVE); the applier records it as ``pending`` with the reason,
+sends nothing for it, and goes on with the rest of the plan.
+
 Kinds without a registration fall back to ``apply.pending`` (the older switch), which stays
 working until every rule has moved here.
 """
@@ -35,6 +39,10 @@ if TYPE_CHECKING:  # pragma: no cover
 Pending = Callable[["Action", list[ApiRecord], Params], list[ApiCall]]
 Settle = Callable[["Step", "Action", list[dict]], Awaitable[None]]
 Snapshot = Callable[[ApiRecord], Any]
+
+
+class Deferred(Exception):
+    """Raised by ``pending``: not due yet; ``str(exc)`` says what it waits for."""
 
 
 @dataclass(frozen=True)

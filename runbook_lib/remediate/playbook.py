@@ -235,6 +235,21 @@ def secrets(failing: Failing, ev: Evidence, params: Params) -> list[Action]:
 RUN_FIXABLE = ("timeout", "startup", "min_instances", "cpu_boost", "vpc", "domains")
 
 
+def _secret_pending(action: Action, before: list[ApiRecord], params: Params) -> list[ApiCall]:
+    """Create the secret if it is missing, add a version unless an ENABLED one exists (addVersion is
+    not idempotent: read right before, and sent at most once per apply)."""
+    exists = bool(before) and before[0].ok
+    versions = (before[1].body or {}).get("versions", []) if len(before) > 1 and before[1].ok and isinstance(
+        before[1].body, dict) else []
+    enabled = any(v.get("state") == "ENABLED" for v in versions)
+    create = [c for c in action.calls if not c.path.endswith(":addVersion")] if not exists else []
+    add = [c for c in action.calls if c.method == "POST" and c.path.endswith(":addVersion")] if not enabled else []
+    return create + add
+
+
+kinds.register("secret.value", pending=_secret_pending)
+
+
 def cloud_run(failing: Failing, ev: Evidence, params: Params) -> list[Action]:
     """One ``services.patch`` per service for what the revision template can fix (timeout, startup
     probe, min instances, CPU boost, VPC egress, deprecated hosts in env values); a manual step for

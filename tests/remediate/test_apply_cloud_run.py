@@ -235,3 +235,26 @@ def test_the_sent_request_matches_the_run_v2_discovery_document(tmp_path):
         assert method.id == "run.projects.locations.services.patch"
         doc.check_query(method, list((call.query or {}).items()))
         doc.check_body(method, call.send_body())   # raises ApiFault (400) for an unknown field or a bad type
+
+
+def test_a_kind_registered_by_its_rule_module_is_applied_without_touching_the_applier(tmp_path):
+    """How helper B's certificate kinds plug in: register beside the rule; Deferred = not due yet."""
+    from runbook_lib.gcp.api import ApiCall
+    from runbook_lib.remediate import kinds
+    from runbook_lib.remediate.plan import Action, Read
+
+    def waits(action, before, p):
+        raise kinds.Deferred("the managed certificate is PROVISIONING: detach the legacy one once it is ACTIVE")
+
+    kinds.register("test.deferred", pending=waits)
+    fake = FakeRun()
+    plan = plan_for(fake, params(tmp_path))
+    later = Action(id="test.later", kind="test.deferred", component="certificates", title="t", answers=[],
+                   calls=[ApiCall(method="POST", api="run", path=f"/v2/{NAME}:nothing", gcloud="gcloud x", description="d")],
+                   reads=[Read(api="run", path=f"/v2/{NAME}")])
+    plan = plan.model_copy(update={"actions": [later, *plan.actions]})
+    report, _ = apply(fake, plan, confirmed(tmp_path, plan))
+    first = report.audit[0]
+    assert first.outcome == "pending" and "PROVISIONING" in first.error and first.requests == []
+    assert report.mode == "applied" and f"run.patch.{SVC}" in report.changed      # the rest of the plan went on
+    assert not any(r.url.path.endswith(":nothing") for r in fake.requests)
