@@ -21,6 +21,22 @@ def check_cloudrun(body):
     assert svc.uri.startswith("https://")
 
 
+def check_cloudrun_failed_revisions(body):
+    """cloudrun2: three services whose first revision failed; Google returns the default TCP startup
+    probe (240 s x 1, timeout 240 s) and startupCpuBoost on a new service."""
+    services = run.services_of(body)
+    assert sorted(services) == ["image-does-not-exist", "invalid-container", "no-image-permission"]
+    for svc in services.values():
+        assert not svc.ready and svc.terminal_condition["state"] == "CONDITION_FAILED"
+        assert svc.timeout_s == 300 and svc.cpu_boost and svc.min_instances == 0
+        assert svc.startup_probe == {"failureThreshold": 1, "periodSeconds": 240, "tcpSocket": {"port": 8080},
+                                     "timeoutSeconds": 240}
+        assert svc.probe_window_s == 240 == run.probe_window_s(None)   # what an absent probe means
+        assert svc.etag and svc.serving_revision == svc.latest_ready_revision
+    assert services["no-image-permission"].latest_ready_revision == ""
+    assert "failed to start and listen on the port" in services["invalid-container"].terminal_condition["message"]
+
+
 def check_cloudsql(body):
     first, second = [Instance.from_json(d) for d in body["items"]]
     assert (first.name, first.state, first.activation_policy) == ("sql1", "RUNNABLE", "ALWAYS")
@@ -71,6 +87,7 @@ def check_target_proxies(body):
 
 PARSERS = {
     "cloudrun1--cloudrun_services.json": check_cloudrun,
+    "cloudrun2--cloudrun_services.json": check_cloudrun_failed_revisions,
     "cloudsql1--cloudsql-instances.json": check_cloudsql,
     "lb1--compute-backendServices.json": check_backend_services,
     "lb1--healthChecks.json": check_health_checks,
