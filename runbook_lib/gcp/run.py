@@ -25,7 +25,10 @@ Facts this module relies on (Google's own references):
   ``forceNewRevision``; the body is a whole ``Service`` with its ``etag`` (a conflicting change
   in between is refused). Containers and env are lists a field mask cannot address per element,
   so the change is a read-modify-write of the service read right before the write, never a
-  partial body: fields the runbook does not touch are sent back exactly as read.
+  partial body: fields the runbook does not touch are sent back exactly as read. ``allowMissing``
+  stays unset (a fix never creates a service); ``validateOnly`` is not used: a dry run sends
+  nothing at all, and a confirmed apply validates by doing (Cloud Run answers 400 before any
+  revision is created, and the emulator checks the body against the discovery document).
 """
 from __future__ import annotations
 
