@@ -263,12 +263,12 @@ class SecretValues(Strict):
 
 class Remediation(Strict):
     apply: bool = False
+    state_dir: str | None = Field(default=None, description="per-target apply lock and last audit "
+                                                            "(default: ~/.cache/runbook)")
     confirm: str = ""
     skip: list[str] = Field(default_factory=list, description="action ids to leave out of the plan")
     secret_values: SecretValues = Field(default_factory=SecretValues)
     wait_s: float = Field(default=120.0, gt=0, description="how long to wait for certificates to turn ACTIVE")
-    state_dir: str | None = Field(default=None, description="per-target apply lock and last audit "
-                                                            "(default: ~/.cache/runbook)")
 
 
 class GoldenPath(Strict):

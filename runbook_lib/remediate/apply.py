@@ -120,6 +120,7 @@ async def apply_plan(api: ApiClient, plan: Plan, params: Params, *, audit_file: 
                 await _apply_action(Step(api, params, entry, save), action, values)
             except kinds.Deferred as exc:
                 entry.outcome, entry.error = "pending", redact.text(str(exc))
+                entry.after = entry.before
                 entry.events.append(AuditEvent(at=_now(), event="deferred", detail=entry.error))
             except (ApiError, RemediationError) as exc:
                 entry.outcome, entry.error = "failed", redact.text(str(exc))
@@ -136,6 +137,9 @@ async def apply_plan(api: ApiClient, plan: Plan, params: Params, *, audit_file: 
         report.mode = "applied"
         report.message = (f"applied {n} action{'s' if n != 1 else ''}" if n
                           else "nothing to change: every action was already in effect")
+        waiting = [e for e in report.audit if e.outcome == "pending"]
+        if waiting:
+            report.message += "; pending: " + "; ".join(f"{e.action} ({e.error})" for e in waiting)
         if report.reconciled:
             report.message += f" (after reconciling an interrupted apply: {len(report.reconciled)} note(s))"
         save()
@@ -189,6 +193,10 @@ async def _apply_action(step: Step, action: Action, values: dict[str, str]) -> N
     before = [await step.read(r.api, r.path) for r in action.reads]
     step.entry.before = [snap(b) for b in before]
     calls = kind.pending(action, before, step.params) if kind else pending(action, before, step.params)
+    if calls and kind and kind.ready:
+        due, why = await kind.ready(step.api, step.params, action, before)
+        if not due:
+            raise kinds.Deferred(why)
     answers = []
     for call in calls:
         if call.secret_name:

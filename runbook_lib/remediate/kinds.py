@@ -9,6 +9,10 @@ A rule module registers its kinds at import time::
         Given the resources in ``action.reads`` read right now (``before``), the calls still needed;
         ``[]`` means the action is already in effect (idempotency). It may build the request from
         that fresh state (a read-modify-write such as Cloud Run ``services.patch``).
+    ready(api, params, action, before) -> awaitable (bool, why)   (optional)
+        Asked only when ``pending`` returned calls: may they be sent now? ``(False, why)`` leaves the
+        action ``pending`` with ``why`` (e.g. detach the legacy certificate only once the managed one
+        is ACTIVE and served), nothing is sent, and the plan goes on.
     settle(step, action, answers) -> awaitable            (optional)
         Runs after every call's operation is done, before the "after" snapshot: wait for what the
         operation does not cover (a Cloud Run revision Ready and serving 100 %). Raise
@@ -38,6 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 Pending = Callable[["Action", list[ApiRecord], Params], list[ApiCall]]
 Settle = Callable[["Step", "Action", list[dict]], Awaitable[None]]
+Ready = Callable[[Any, Params, "Action", list[ApiRecord]], Awaitable[tuple[bool, str]]]
 Snapshot = Callable[[ApiRecord], Any]
 
 
@@ -51,15 +56,16 @@ class Kind:
     pending: Pending
     settle: Settle | None = None
     snapshot: Snapshot | None = None
+    ready: Ready | None = None
 
 
 _KINDS: dict[str, Kind] = {}
 
 
 def register(name: str, *, pending: Pending, settle: Settle | None = None,
-             snapshot: Snapshot | None = None) -> Kind:
+             snapshot: Snapshot | None = None, ready: Ready | None = None) -> Kind:
     """Register (or re-register, on module reload) the behaviour of one action kind."""
-    kind = Kind(name=name, pending=pending, settle=settle, snapshot=snapshot)
+    kind = Kind(name=name, pending=pending, settle=settle, snapshot=snapshot, ready=ready)
     _KINDS[name] = kind
     return kind
 

@@ -258,3 +258,29 @@ def test_a_kind_registered_by_its_rule_module_is_applied_without_touching_the_ap
     assert first.outcome == "pending" and "PROVISIONING" in first.error and first.requests == []
     assert report.mode == "applied" and f"run.patch.{SVC}" in report.changed      # the rest of the plan went on
     assert not any(r.url.path.endswith(":nothing") for r in fake.requests)
+
+
+def test_a_ready_hook_defers_an_action_until_its_condition_holds(tmp_path):
+    """cert.detach-legacy's shape: pending says what to send, ready says whether it may go now."""
+    from runbook_lib.gcp.api import ApiCall
+    from runbook_lib.remediate import kinds
+    from runbook_lib.remediate.plan import Action, Read
+
+    asked = []
+
+    async def not_yet(api, p, action, before):
+        asked.append(action.id)
+        return False, "the live TLS probe does not see the managed certificate yet"
+
+    call = ApiCall(method="POST", api="run", path=f"/v2/{NAME}:detach", gcloud="gcloud x", description="d")
+    kinds.register("test.ready", pending=lambda action, before, p: action.calls, ready=not_yet)
+    fake = FakeRun()
+    plan = plan_for(fake, params(tmp_path))
+    gated = Action(id="test.gated", kind="test.ready", component="certificates", title="t", answers=[],
+                   calls=[call], reads=[Read(api="run", path=f"/v2/{NAME}")])
+    plan = plan.model_copy(update={"actions": [*plan.actions, gated]})
+    report, _ = apply(fake, plan, confirmed(tmp_path, plan))
+    entry = report.audit[-1]
+    assert asked == ["test.gated"] and entry.outcome == "pending" and entry.requests == []
+    assert "pending: test.gated (the live TLS probe does not see the managed certificate yet)" in report.message
+    assert not any(r.url.path.endswith(":detach") for r in fake.requests)
