@@ -284,3 +284,26 @@ def test_a_ready_hook_defers_an_action_until_its_condition_holds(tmp_path):
     assert asked == ["test.gated"] and entry.outcome == "pending" and entry.requests == []
     assert "pending: test.gated (the live TLS probe does not see the managed certificate yet)" in report.message
     assert not any(r.url.path.endswith(":detach") for r in fake.requests)
+
+
+def test_the_change_sets_the_probe_within_googles_caps_and_keeps_everything_else(tmp_path):
+    raw = service(revision=f"{SVC}-fixed-name")
+    raw["template"]["containers"][0].pop("resources")
+    raw["template"]["containers"][0]["startupProbe"] = {"httpGet": {"path": "/health", "port": 8080},
+                                                        "timeoutSeconds": 240, "periodSeconds": 240, "failureThreshold": 1}
+    raw["template"]["containers"][0]["buildInfo"] = {"functionTarget": "x"}
+    svc = run.Service.from_json(raw)
+    p = params(tmp_path, **{"cloud_run.vpc_egress": "PRIVATE_RANGES_ONLY"})
+    change = run.change_for(svc, p, fix={"startup", "vpc", "cpu_boost"}, startup_s=300)
+    assert change["startupProbe"] == {"initialDelaySeconds": 60, "periodSeconds": 10, "failureThreshold": 24}
+    body = run.apply_change(raw, change)
+    c = body["template"]["containers"][0]
+    # the handler is kept; timeout <= period (Google: "Must be smaller than period_seconds")
+    assert c["startupProbe"] == {"httpGet": {"path": "/health", "port": 8080}, "initialDelaySeconds": 60,
+                                 "periodSeconds": 10, "failureThreshold": 24, "timeoutSeconds": 10}
+    assert run.probe_window_s(c["startupProbe"]) == 300 and run.in_effect(body, change)
+    assert c["resources"] == {"cpuIdle": True, "startupCpuBoost": True}   # creating resources keeps the default CPU
+    assert "buildInfo" not in c and "revision" not in body["template"]    # output only / a name cannot be reused
+    assert body["template"]["vpcAccess"]["egress"] == "PRIVATE_RANGES_ONLY"
+    assert not run.in_effect(raw, change)
+    assert run.change_for(svc, p, fix={"startup"}, startup_s=600) == {}   # past 480 s no probe helps (see checks)
