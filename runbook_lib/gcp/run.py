@@ -41,11 +41,10 @@ import secrets as _secrets
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from typing import Any
-from urllib.parse import urlsplit
 
 from ..evidence import ApiRecord
 from ..params import Params
-from .api import ApiCall, ApiClient, Resource, describe, last_segment
+from .api import ApiCall, ApiClient, Resource, last_segment
 
 KEY = "run.services"
 
@@ -86,10 +85,6 @@ async def gather(api: ApiClient, params: Params) -> dict[str, ApiRecord]:
     if rec.ok and isinstance(rec.body, dict):
         rec = rec.model_copy(update={"body": shape_services(rec.body, params)})
     return {KEY: rec}
-
-
-def describe_path(path: str) -> str:
-    return describe(path)
 
 
 def services_of(body: dict | None) -> dict[str, "Service"]:
@@ -378,12 +373,12 @@ def patch_call(params: Params, service: str, change: dict) -> ApiCall:
     return ApiCall(method="PATCH", api="run", path=service_path(params, service), body=body,
                    gcloud=update_gcloud(params, service, change),
                    description=(f"services.patch {service}: a new revision with "
-                                + ", ".join(_describe(change)) + "; the whole service read just before, with its etag"
+                                + ", ".join(describe_change(change)) + "; the whole service read just before, with its etag"
                                 + (f"; env {', '.join(replace['names'])}: host "
                                    + ", ".join(f"{o} -> {n}" for o, n in replace["hosts"].items()) if replace else "")))
 
 
-def _describe(change: dict) -> list[str]:
+def describe_change(change: dict) -> list[str]:
     out = []
     if "timeout" in change:
         out.append(f"timeout {change['timeout']}")

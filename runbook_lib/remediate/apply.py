@@ -388,11 +388,6 @@ def _snapshot(rec: ApiRecord) -> Any:
     return redact.data(rec.body) if rec.ok else {"absent": True, "status": rec.status}
 
 
-def _is_operation(answer: dict, api: str = "") -> bool:
-    """Kept for callers of the old name; see ``gcp.api.is_operation``."""
-    return is_operation(api, answer) or str(answer.get("kind", "")).endswith("#operation")
-
-
 def _secret_values(params: Params) -> dict[str, str]:
     sv = params.remediation.secret_values
     values = read_env_file(sv.file) if sv.file else {}

@@ -12,7 +12,7 @@ from ..checks._util import safe_id
 from ..errors import RemediationError
 from ..evidence import ApiRecord, Evidence
 from ..gcp import compute, run, secretmanager, sqladmin, vpcaccess
-from ..gcp.api import ApiCall, last_segment
+from ..gcp.api import ApiCall, describe, last_segment
 from ..params import Params
 from ..results import CheckResult
 from . import kinds
@@ -284,7 +284,7 @@ def cloud_run(failing: Failing, ev: Evidence, params: Params) -> list[Action]:
                 previous = svc.serving_revision
                 out.append(Action(
                     id=f"run.patch.{name}", kind=RUN_KIND, component="cloud_run",
-                    title=f"{name}: new revision with " + ", ".join(run._describe(change)),
+                    title=f"{name}: new revision with " + ", ".join(run.describe_change(change)),
                     answers=sorted(answered), calls=[run.patch_call(params, name, change)],
                     reads=[Read(api="run", path=run.service_path(params, name))], change=change,
                     risk=("medium: a new revision takes 100 % of the traffic once it is Ready; the previous "
@@ -316,7 +316,7 @@ RUN_KIND = "run.service"
 def _run_pending(action: Action, before: list[ApiRecord], params: Params) -> list[ApiCall]:
     rec = before[0] if before else None
     if rec is None or not rec.ok or not isinstance(rec.body, dict):
-        raise RemediationError(f"{action.id}: the service {run.describe_path(action.reads[0].path)} cannot be read "
+        raise RemediationError(f"{action.id}: the service {describe(action.reads[0].path)} cannot be read "
                                "right before the change: nothing was sent")
     if run.in_effect(rec.body, action.change):
         return []
