@@ -263,7 +263,7 @@ def set_ssl_certificates(params: Params, names: list[str]) -> ApiCall:
     proxy = params.load_balancer.https_proxy
     links = [f"projects/{params.project}/global/sslCertificates/{n}" for n in names]
     return ApiCall(
-        method="POST", api="compute", path=global_path(params, f"targetHttpsProxies/{proxy}/setSslCertificates"),
+        method="POST", api="compute", path=f"/compute/v1/projects/{params.project}/targetHttpsProxies/{proxy}/setSslCertificates",
         body={"sslCertificates": links},
         gcloud=(f"gcloud compute target-https-proxies update {proxy} --ssl-certificates={','.join(names)} "
                 f"--global-ssl-certificates --global --project {params.project}"),

@@ -14,8 +14,11 @@ any difference is kept in ``schema_problems`` (the conformance tests assert it s
 
 Test hooks on every port, never on a real API path:
 
-- ``GET /_sandbox/requests``: the request log (time, api, method, path, query, status; never a
-  body, so no secret value is ever in it). ``DELETE`` clears it.
+- ``GET /_sandbox/requests``: the request log (time, api, method, path, query, status and the
+  discovery ``method_id`` it matched, None for a 404; never a body, so no secret value is ever in
+  it). ``DELETE`` clears it.
+- ``GET /_sandbox/schema-problems``: responses that differed from their discovery schema (the
+  sandbox process validates every response).
 - ``GET /_sandbox/state``: every resource plus what the data plane is told.
 - ``POST /_sandbox/dns`` ``{"domain", "ip"}``: point a domain's A record (what a person does in
   Cloud DNS); ``GET`` lists the records.
@@ -31,11 +34,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -128,7 +130,7 @@ class Emulator:
             response = await self._fault_response(api, fault, request, entry)
             if response is not None:
                 return response
-        response = await self._dispatch(api, request)
+        response = await self._dispatch(api, request, entry)
         entry["status"] = response.status
         return response
 
@@ -136,9 +138,11 @@ class Emulator:
         """Accept and say nothing until the client gives up or the sandbox stops."""
         await self._stopping.wait()
 
-    async def _dispatch(self, api: str, request: web.Request) -> web.Response:
+    async def _dispatch(self, api: str, request: web.Request, entry: dict[str, Any] | None = None) -> web.Response:
         spec = self.apis[api]
         found = spec.match(request.method, request.path)
+        if entry is not None:
+            entry["method_id"] = found[0].id if found else None  # which discovery method it was
         if found is None:
             return error_response(api, 404, "NOT_FOUND",
                                   f"The requested URL {request.path} was not found on this server.", "notFound")
@@ -158,6 +162,7 @@ class Emulator:
             if handler is None:
                 raise ApiFault(501, "UNIMPLEMENTED", f"Method {method.id} is not emulated by the sandbox.",
                                "notImplemented")
+            self.state.tick()  # operations and certificates advance before every request
             if method.id.lower().endswith("operations.wait"):
                 await self._wait_operation(api, path_params)
             result = handler(Call(path_params, query, body or {}))
@@ -243,6 +248,8 @@ class Emulator:
             return web.json_response({})
         if path == "/_sandbox/state" and method == "GET":
             return web.json_response(self.describe(), dumps=_dumps)
+        if path == "/_sandbox/schema-problems" and method == "GET":
+            return web.json_response({"validating": self.validate_responses, "problems": self.schema_problems})
         if path == "/_sandbox/dns" and method == "GET":
             return web.json_response({"records": dict(self.state.dns)})
         if path == "/_sandbox/dns" and method == "POST":

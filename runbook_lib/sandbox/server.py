@@ -132,7 +132,7 @@ class Sandbox:
             event_spacing_s=9.0,
         )
         https_port = await self.services.start()
-        self.emulator = Emulator(self.state)
+        self.emulator = Emulator(self.state, validate_responses=True)
         api_ports = await self.emulator.start()
         self.monitoring = MonitoringServer(self.metrics, p.project, project_number=self.state.project_number,
                                            blackout=self.state.blackout)

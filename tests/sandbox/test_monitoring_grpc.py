@@ -187,12 +187,13 @@ def test_sampler_derives_series_from_the_sandbox_state(loop_thread: LoopThread) 
         db_connects=lambda: connects, database="netra")
     loop_thread.run(sampler.sample_once())
     connects.append({"t": NOW + 1, "latency_s": 0.02, "outcome": "ok"})
+    state.ops.duration_s = 0  # this operation completes at once (operations are tested in test_emulator)
     state.patch_connector(state.connector_name, {"minInstances": 2, "maxInstances": 10}, "minInstances,maxInstances")
     backends["n"] = -1
     loop_thread.run(sampler.sample_once())
 
     instances = [p.value for s in store.snapshot(CONNECTOR_INSTANCES) for p in s.points]
-    assert instances == [3, 6]  # clamp(demand 6, 1..3), then clamp(6, 2..10)
+    assert instances == [3, 6]  # clamp(demand 6, 2..3), then clamp(6, 2..10)
     assert [p.value for s in store.snapshot(SQL_BACKENDS) for p in s.points] == [4]  # none while down
     lb = {dict(s.key.resource_labels)["backend_target_name"]: s.points[0].value
           for s in store.snapshot(LB_LATENCIES)}

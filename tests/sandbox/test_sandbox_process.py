@@ -92,26 +92,48 @@ def test_issue_1278_seen_fixed_and_gone(sandbox: RunningSandbox) -> None:  # noq
     missing = sorted(set(params.secrets.required) - listed)
     assert len(missing) == 3
 
-    # --- the fixes, through the APIs ---------------------------------------------------------------
+    # --- the fixes, through the APIs, each waited for as its operation says --------------------
+    def wait(op_url: str, done: Any) -> dict[str, Any]:
+        deadline, pause = time.monotonic() + 20, 0.05
+        while True:
+            op = api.get(op_url).json()
+            if done(op):
+                return op
+            assert time.monotonic() < deadline, f"operation never finished: {op}"
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
     connector = f"{url['vpcaccess']}/v1/projects/{P}/locations/{R}/connectors/{params.connector.name}"
     op = api.patch(connector, params={"updateMask": "minInstances,maxInstances"},
                    json={"minInstances": 2, "maxInstances": 10}).json()
-    assert op["done"] is True
+    assert "done" not in op  # a google.longrunning.Operation omits done until it is
+    assert wait(f"{url['vpcaccess']}/v1/{op['name']}", lambda o: o.get("done"))["response"]["maxInstances"] == 10
     instance = f"{url['sqladmin']}/v1/projects/{P}/instances/{params.cloudsql.instance}"
-    assert api.patch(instance, json={"settings": {"activationPolicy": "ALWAYS"}}).json()["status"] == "DONE"
+    op = api.patch(instance, json={"settings": {"activationPolicy": "ALWAYS"}}).json()
+    assert op["status"] in ("PENDING", "RUNNING")
+    wait(f"{url['sqladmin']}/v1/projects/{P}/operations/{op['name']}", lambda o: o["status"] == "DONE")
     cert_op = api.post(f"{compute}/sslCertificates", json={
         "name": params.load_balancer.certificate_name, "type": "MANAGED", "managed": {"domains": [front, api_domain]},
     }).json()
-    api.post(f"{compute}/targetHttpsProxies/{params.load_balancer.https_proxy}/setSslCertificates",
-             json={"sslCertificates": [cert_op["targetLink"]]}).raise_for_status()
-    hc = params.load_balancer.health_check
-    for name in params.load_balancer.health_checks:
-        api.patch(f"{compute}/healthChecks/{name}", json={
-            "checkIntervalSec": hc.interval_s, "timeoutSec": hc.timeout_s,
-            "unhealthyThreshold": hc.unhealthy_threshold, "healthyThreshold": hc.healthy_threshold,
-        }).raise_for_status()
-    for name in params.load_balancer.backend_services:
-        api.patch(f"{compute}/backendServices/{name}", json={"timeoutSec": 600}).raise_for_status()
+    wait(cert_op["selfLink"].replace("https://www.googleapis.com", url["compute"]), lambda o: o["status"] == "DONE")
+    proxy_name = params.load_balancer.https_proxy
+    current = api.get(f"{compute}/targetHttpsProxies/{proxy_name}").json()["sslCertificates"]
+    attach = api.post(f"{url['compute']}/compute/v1/projects/{P}/targetHttpsProxies/{proxy_name}/setSslCertificates",
+                      json={"sslCertificates": current + [cert_op["targetLink"]]}).json()  # beside, not instead
+    wait(attach["selfLink"].replace("https://www.googleapis.com", url["compute"]), lambda o: o["status"] == "DONE")
+    run = f"{url['run']}/v2/projects/{P}/locations/{R}/services"
+    served = [neg["cloudRun"]["service"] for neg in api.get(
+        f"{url['compute']}/compute/v1/projects/{P}/aggregated/networkEndpointGroups").json()["items"][
+        f"regions/{R}"]["networkEndpointGroups"]]
+    for svc in served:
+        service = api.get(f"{run}/{svc}").json()
+        template = service["template"]
+        template["timeout"] = "3600s"
+        template["containers"][0]["resources"]["startupCpuBoost"] = True
+        template.setdefault("scaling", {})["minInstanceCount"] = 1
+        op = api.patch(f"{run}/{svc}", json={"template": template, "traffic": service["traffic"]}).json()
+        done = wait(f"{url['run']}/v2/{op['name']}", lambda o: o.get("done"))
+        assert "error" not in done and done["response"]["latestReadyRevision"] != service["latestReadyRevision"]
     values = dict(line.split("=", 1) for line in
                   Path(params.remediation.secret_values.file).read_text().splitlines())  # type: ignore[arg-type]
     broken = json.loads(api.get(f"{url['compute']}/_sandbox/state").text)["dataplane"]["secret_problems"]
@@ -122,7 +144,7 @@ def test_issue_1278_seen_fixed_and_gone(sandbox: RunningSandbox) -> None:  # noq
         api.post(f"{secrets_url}/{name}:addVersion",
                  json={"payload": {"data": base64.b64encode(values[name].encode()).decode()}}).raise_for_status()
 
-    # --- the certificate provisions (300 s real world, 6 s here) ----------------------------------
+    # --- the certificate provisions (60 s real world, 1.2 s here) ---------------------------------
     deadline = time.monotonic() + 30
     cert_url = f"{compute}/sslCertificates/{params.load_balancer.certificate_name}"
     while api.get(cert_url).json()["managed"]["status"] != "ACTIVE":
@@ -136,12 +158,13 @@ def test_issue_1278_seen_fixed_and_gone(sandbox: RunningSandbox) -> None:  # noq
     assert https_get(sb, front, "/auth/health")[0] == 200
     listed = {s["name"].rsplit("/", 1)[-1] for s in api.get(secrets_url).json()["secrets"]}
     assert listed == set(params.secrets.required)
-    for name in params.load_balancer.backend_services:
-        group = api.get(f"{compute}/backendServices/{name}").json()["backends"][0]["group"]
-        health = api.post(f"{compute}/backendServices/{name}/getHealth", json={"group": group}).json()
-        assert {s["healthState"] for s in health["healthStatus"]} == {"HEALTHY"}
-    mutations = [e for e in api.get(f"{url['compute']}/_sandbox/requests").json()["requests"] if e["mutating"]]
-    assert len(mutations) == 2 + 2 + 4 + len(missing) + len(broken)
+    dataplane = api.get(f"{url['compute']}/_sandbox/state").json()["dataplane"]
+    assert dataplane["ws_lifetime_s"] == pytest.approx(3600 * params.target.time_scale)  # the revision's timeout
+    log = api.get(f"{url['compute']}/_sandbox/requests").json()["requests"]
+    assert [e for e in log if e["method_id"] is None] == []  # every request was a discovery method
+    assert api.get(f"{url['compute']}/_sandbox/schema-problems").json() == {"validating": True, "problems": []}
+    mutations = [e for e in log if e["mutating"]]
+    assert len(mutations) == 2 + 2 + len(served) + len(missing) + len(broken)
     api.close()
 
     # --- down leaves no process -------------------------------------------------------------------

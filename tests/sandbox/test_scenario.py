@@ -14,7 +14,8 @@ from .conftest_cp import make_state
 
 FRONTEND, API = "staging.netrasystems.ai", "api-staging.netrasystems.ai"
 REQUIRED_SCENARIOS = {"healthy", "issue-1278", "blackout", "connector-saturated", "cloudsql-stopped",
-                      "certificate-mismatch", "lb-timeouts", "secrets-missing"}
+                      "certificate-mismatch", "lb-timeouts", "secrets-missing", "instance-groups",
+                      "cloudrun-timeouts", "operation-fails"}
 
 
 def test_every_shipped_scenario_loads() -> None:
@@ -26,11 +27,12 @@ def test_every_shipped_scenario_loads() -> None:
 
 def test_issue_1278_has_all_five_faults() -> None:
     s = load_scenario("issue-1278")
-    assert (s.connector.min_instances, s.connector.max_instances, s.demand_instances) == (1, 3, 6)
-    assert (s.cloudsql.state, s.cloudsql.activation_policy) == ("STOPPED", "NEVER")
+    # states GCP can have: connector min >= 2; stopped Cloud SQL = RUNNABLE + activation policy NEVER
+    assert (s.connector.min_instances, s.connector.max_instances, s.demand_instances) == (2, 3, 6)
+    assert (s.cloudsql.state, s.cloudsql.activation_policy) == ("RUNNABLE", "NEVER")
     assert s.certificates.managed == [] and [c.domains for c in s.certificates.self_managed] == [["legacy"]]
-    hc = s.load_balancer.health_check
-    assert (s.load_balancer.backend_timeout_s, hc.interval_s, hc.unhealthy_threshold) == (30, 5, 2)
+    assert s.load_balancer.topology == "serverless"
+    assert (s.cloud_run.timeout_s, s.cloud_run.cpu_boost, s.cloud_run.min_instances) == (300, False, 0)
     assert (s.services.startup_s, s.secrets.missing, s.secrets.disabled) == (600, 3, 1)
 
 
@@ -83,7 +85,7 @@ def test_healthy_scenario_is_healthy_on_the_wire() -> None:
     s = make_state("healthy")
     assert s.proxy_policy().mode == "pass"
     assert s.certificate_for(FRONTEND) == s.certificate_for(API) == "valid"
-    assert s.ws_lifetime_s() == pytest.approx(600 * 0.02)
+    assert s.ws_lifetime_s() == pytest.approx(3600 * 0.02)  # the serving Cloud Run revision's timeout
     assert s.secret_problems() == [] and s.startup_remaining_s() == 0
     assert all(problems == [] for problems in s.health_summary().values())
     assert s.connector_instances() == 3
@@ -93,13 +95,13 @@ def test_healthy_scenario_is_healthy_on_the_wire() -> None:
 def test_issue_1278_on_the_wire() -> None:
     s = make_state("issue-1278")
     policy = s.proxy_policy()
-    assert policy.mode == "reset" and "STOPPED" in policy.reason  # the database is the first wall hit
+    assert policy.mode == "reset" and "NEVER" in policy.reason  # the database is the first wall hit
     assert s.certificate_for(API) == "mismatch" and s.certificate_for(FRONTEND) == "mismatch"
     assert s.certificate_for("api.staging.netrasystems.ai") == "valid"  # the legacy name still matches
-    assert s.ws_lifetime_s() == pytest.approx(30 * 0.02)
+    assert s.ws_lifetime_s() == pytest.approx(300 * 0.02)  # Cloud Run timeout 300 s, not a backend timeout
     assert len(s.secret_problems()) == 4
     assert s.secret_value(s.secret_problems()[0]) is None
-    assert all("gives up after 10 s" in p[0] for p in s.health_summary().values())
+    assert all(p == [] for p in s.health_summary().values())  # serverless NEGs: no health checks to fail
 
 
 @pytest.mark.parametrize("scenario, proxy_mode, api_cert, broken_secrets, unhealthy", [
@@ -137,7 +139,8 @@ def test_warmup_counts_down_with_the_injected_clock() -> None:
 
     from .conftest_cp import sandbox_params
 
-    scenario = validate_scenario({"name": "warm", "services": {"warmup_s": 100}}, "inline")
+    scenario = validate_scenario({"name": "warm", "services": {"warmup_s": 100},
+                                  "load_balancer": {"topology": "instance-groups"}}, "inline")
     s = SandboxState(sandbox_params("healthy"), scenario, clock=lambda: now[0])
     assert s.startup_remaining_s() == pytest.approx(2.0)  # 100 real-world seconds at 0.02
     assert any(s.health_summary().values())

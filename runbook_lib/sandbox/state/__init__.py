@@ -22,7 +22,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import time
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from ...params import Params
@@ -38,12 +37,6 @@ from .sqladmin import SqlAdmin
 from .vpcaccess import CONNECTOR_ROUTES, VpcAccess
 
 __all__ = ["SandboxState", "ApiFault", "Call", "canary_value", "bad_request", "not_found", "SQL_PRIVATE_IP"]
-
-
-@dataclass(frozen=True)
-class Handler:
-    method_id: str
-    fn: Callable[[Any, Call], dict[str, Any]]
 
 
 class SandboxState(VpcAccess, SqlAdmin, Compute, SecretManager, Run, NetworkManagement):

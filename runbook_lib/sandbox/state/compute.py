@@ -22,7 +22,7 @@ import datetime as dt
 import re
 from typing import Any
 
-from .common import (ACTOR, COMPUTE, ELSEWHERE_IP, LB_IP, ApiFault, Base, Call, bad_request, covers, fingerprint,
+from .common import (ACTOR, COMPUTE, ELSEWHERE_IP, LB_IP, ApiFault, Base, Call, bad_request, fingerprint,
                      last, merge, not_found, num_id)
 
 # Google's rejections (Compute Engine API errors for serverless NEG backend services).

@@ -113,14 +113,15 @@ class Operations:
 
     def longrunning(self, api: str, method: str, parent: str, target: str, metadata_type: str,
                     response_type: str, apply: Callable[[], dict[str, Any] | None] | None,
-                    *, metadata: dict[str, Any] | None = None, op_id: str | None = None) -> dict[str, Any]:
+                    *, metadata: dict[str, Any] | None = None, op_id: str | None = None,
+                    on_done: Callable[[], None] | None = None) -> dict[str, Any]:
         name = f"{parent}/operations/{op_id or uuid.uuid4()}"
         op: dict[str, Any] = {
             "name": name,
             "metadata": {"@type": metadata_type, **(metadata or {})},
         }
         op["_response_type"] = response_type
-        self._register(api, method, name, op, apply)
+        self._register(api, method, name, op, apply, on_done)
         return self.public(self._ops[(api, name)])
 
     # --- progress ------------------------------------------------------------------------------
@@ -169,7 +170,8 @@ class Operations:
         else:
             r["done"] = True
             md = r.get("metadata", {})
-            md["endTime"] = self._now_text(9)
+            if md.get("@type", "").endswith("OperationMetadata"):  # run v2's metadata is the Service itself
+                md["endTime"] = self._now_text(9)
             if f is not None:
                 r["error"] = {"code": GRPC_CODES.get(f.status, 2), "message": f.message}
             else:

@@ -11,7 +11,7 @@ import copy
 import re
 from typing import Any
 
-from .common import ApiFault, Base, Call, bad_request, not_found
+from .common import ApiFault, Base, bad_request, not_found
 
 CONNECTOR_ROUTES = ("READY", "UPDATING")  # states in which a connector forwards traffic
 MUTABLE = ("minInstances", "maxInstances", "machineType", "minThroughput", "maxThroughput")
@@ -124,7 +124,11 @@ class VpcAccess(Base):
                 self._connectors[name] = new
                 return copy.deepcopy(new)
 
-            return self._vpc_operation("UpdateConnector", name, apply)
+            def settle() -> None:  # a failed update leaves the connector as it was, READY again
+                if self._connectors.get(name, {}).get("state") == "UPDATING":
+                    self._connectors[name]["state"] = "READY"
+
+            return self._vpc_operation("UpdateConnector", name, apply, on_done=settle)
 
     @staticmethod
     def _validate_scaling(c: dict[str, Any]) -> None:
@@ -192,12 +196,13 @@ class VpcAccess(Base):
 
             return self._vpc_operation("DeleteConnector", name, apply, empty=True)
 
-    def _vpc_operation(self, method: str, target: str, apply: Any, *, empty: bool = False) -> dict[str, Any]:
+    def _vpc_operation(self, method: str, target: str, apply: Any, *, empty: bool = False,
+                       on_done: Any = None) -> dict[str, Any]:
         parent = target.split("/connectors/")[0]
         return self.ops.longrunning(
             "vpcaccess", method, parent, target, OP_META, EMPTY if empty else CONNECTOR_TYPE, apply,
             metadata={"method": f"google.cloud.vpcaccess.v1.VpcAccessService.{method}",
-                      "createTime": self._rfc3339(9), "target": target})
+                      "createTime": self._rfc3339(9), "target": target}, on_done=on_done)
 
     def get_vpc_operation(self, name: str) -> dict[str, Any]:
         with self._lock:
