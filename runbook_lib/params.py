@@ -145,6 +145,25 @@ class CloudRun(Strict):
     services: list[str] = Field(min_length=1)
     vpc_egress: Literal["ALL_TRAFFIC", "PRIVATE_RANGES_ONLY"] = "ALL_TRAFFIC"
     deprecated_domain_patterns: list[str] = Field(default_factory=list)
+    # What the revision must tolerate (issue 10). Cloud Run caps the request timeout at 3600 s.
+    request_timeout_s: int = Field(default=600, ge=1, le=3600,
+                                   description="the longest request / WebSocket lifetime the services need")
+    startup_s: int = Field(default=600, ge=0, le=3600,
+                           description="startup time the incident states; used when no startup_latencies metric")
+    min_instances: int = Field(default=1, ge=0, le=1000, description="warm instances each service keeps")
+    startup_cpu_boost: bool = Field(default=True, description="require startup CPU boost on every service")
+    domain_replacements: dict[str, str] = Field(
+        default_factory=dict, description="deprecated host -> its replacement, in environment values")
+
+    @field_validator("domain_replacements")
+    @classmethod
+    def _hosts(cls, v: dict[str, str]) -> dict[str, str]:
+        for old, new in v.items():
+            for host in (old, new):
+                if not re.match(DOMAIN, host) or host.startswith("*."):
+                    raise ValueError(f"expected host -> host (e.g. api.staging.example.com: api-staging.example.com), "
+                                     f"got {old!r}: {new!r}")
+        return v
 
 
 class HealthCheckPolicy(Strict):
@@ -256,6 +275,8 @@ class SecretValues(Strict):
 
 class Remediation(Strict):
     apply: bool = False
+    state_dir: str | None = Field(default=None, description="per-target apply lock and last audit "
+                                                            "(default: ~/.cache/runbook)")
     confirm: str = ""
     skip: list[str] = Field(default_factory=list, description="action ids to leave out of the plan")
     secret_values: SecretValues = Field(default_factory=SecretValues)
@@ -356,6 +377,7 @@ PATH_KEYS = (
     ("cloudsql", "password_file"),
     ("golden_path", "password_file"),
     ("remediation", "secret_values", "file"),
+    ("remediation", "state_dir"),
 )
 
 

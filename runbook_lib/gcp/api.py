@@ -6,7 +6,8 @@ translation, and the JSON we archive is exactly what the API answered (see docs/
     read(...)            a read for the evidence: never raises for an API or network outcome, the
                          failure is recorded in the ``ApiRecord`` (ok=False, error kind + message).
     request(...)         a mutation (remediation): raises ``errors.ApiError`` on failure.
-    wait_operation(...)  polls a compute / sqladmin / long-running operation until it is done.
+    wait_operation(...)  polls a compute / sqladmin / long-running operation until it is done,
+                         with backoff, reporting every poll (``is_operation`` recognises them).
 
 Every call has one deadline (``deadlines.api_s``) covering all its retries and pages. 429, 5xx and
 connection errors are retried with exponential backoff and jitter, honouring ``Retry-After``, at
@@ -19,10 +20,11 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlparse
 
 import httpx
@@ -237,18 +239,24 @@ class ApiClient:
         """Send a remediation ``ApiCall`` (the secret payload, if any, is injected only here)."""
         return await self.request(call.method, call.api, call.path, body=call.send_body(), query=call.query)
 
-    async def wait_operation(self, api: str, operation: dict, *, deadline_s: float) -> dict:
-        """Poll an operation until done. Raises ``ApiError`` (kind ``operation``) if it failed,
-        (kind ``timeout``) if still running at the deadline."""
+    async def wait_operation(
+        self, api: str, operation: dict, *, deadline_s: float, first_poll_s: float = 1.0,
+        on_poll: Callable[[dict], None] | None = None,
+    ) -> dict:
+        """Poll an operation until done, with backoff (``first_poll_s``, x1.5, at most 10 x
+        ``first_poll_s``), never past ``deadline_s``. Raises ``ApiError`` (kind ``operation``) with
+        Google's error if it failed, (kind ``timeout``) if still running at the deadline.
+        ``on_poll(op)`` sees every answer, so the audit can record each poll with its status."""
         give_up = time.monotonic() + deadline_s
-        delay = 1.0
+        delay, ceiling = first_poll_s, 10.0 * first_poll_s
         op = operation
+        path = self._operation_path(api, op)
         while True:
             done, error = operation_state(op)
             if done:
                 if error:
                     raise ApiError("operation", redact.text(f"{api} operation {op.get('name', '')} failed: {error}"),
-                                   url=self._operation_path(api, op))
+                                   url=path)
                 return op
             remaining = give_up - time.monotonic()
             if remaining <= 0:
@@ -256,11 +264,21 @@ class ApiClient:
                     "timeout",
                     f"{api} operation {op.get('name', '')} still running after {deadline_s:g} s; "
                     "it continues in the background: re-run the check later",
-                    url=self._operation_path(api, op),
+                    url=path,
                 )
-            await self._sleep(min(delay, remaining))
-            delay = min(delay * 1.5, 10.0)
-            op = await self.request("GET", api, self._operation_path(api, op))
+            await self._sleep(min(delay * (0.8 + 0.4 * self._random.random()), remaining))
+            delay = min(delay * 1.5, ceiling)
+            op = await self.request("GET", api, path)
+            if on_poll is not None:
+                on_poll(op)
+
+    def url(self, api: str, path: str) -> str:
+        """The full URL of ``path`` on ``api`` (for audit lines)."""
+        return self._url(api, path)
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep between polls (the same seam as the retry backoff, so tests record it)."""
+        await self._sleep(seconds)
 
     # -- internals ------------------------------------------------------------------------------
     def _url(self, api: str, path: str) -> str:
@@ -269,17 +287,9 @@ class ApiClient:
         return self.base_urls[api] + (path if path.startswith("/") else "/" + path)
 
     def _operation_path(self, api: str, op: dict) -> str:
-        link = op.get("selfLink")
-        if link:
-            return urlparse(link).path
-        name = op.get("name", "")
-        if api == "run":
-            return f"/v2/{name}"
-        if api == "compute":
-            return f"/compute/v1/projects/{self.project}/global/operations/{name}"
-        if api == "sqladmin":
-            return f"/v1/projects/{self.project}/operations/{name}"
-        return f"/v1/{name}"
+        """The operation's GET path, as the discovery documents define it (compute global, regional
+        and zonal operations; sqladmin ``v1/projects/{p}/operations/{op}``; ``v1|v2/{+name}`` LROs)."""
+        return operation_path(api, op, self.project)
 
     async def _read_pages(
         self, api: str, path: str, list_field: str, query: dict | None, deadline: float
@@ -517,11 +527,67 @@ def retry_after_s(value: str | None) -> float | None:
     return max((when - datetime.now(timezone.utc)).total_seconds(), 0.0)
 
 
+LRO_APIS = {"vpcaccess": "v1", "run": "v2", "networkmanagement": "v1"}  # google.longrunning.Operation
+_LRO_NAME = re.compile(r"^projects/[^/]+/locations/[^/]+/operations/[^/]+$")
+_LRO_FIELDS = frozenset({"name", "metadata", "done", "error", "response"})
+
+
+def is_operation(api: str, answer: Any) -> bool:
+    """Does this answer describe an operation to wait for (in any state)?
+
+    compute ``Operation`` (``kind: compute#operation``, ``status`` PENDING/RUNNING/DONE), sqladmin
+    ``Operation`` (``kind: sql#operation``), or a ``google.longrunning.Operation`` whose ``done`` is
+    absent until it finishes (vpcaccess v1, run v2, networkmanagement v1)."""
+    if not isinstance(answer, dict):
+        return False
+    kind = str(answer.get("kind", ""))
+    if kind in ("compute#operation", "sql#operation"):
+        return True
+    if api in LRO_APIS:
+        return bool(_LRO_NAME.match(str(answer.get("name", "")))) and set(answer) <= _LRO_FIELDS
+    return False
+
+
+def operation_path(api: str, op: dict, project: str) -> str:
+    name = str(op.get("name", ""))
+    if api == "compute":
+        project = _segment_after(op.get("selfLink"), "projects") or project
+        if op.get("zone"):
+            return f"/compute/v1/projects/{project}/zones/{last_segment(op['zone'])}/operations/{name}"
+        if op.get("region"):
+            return f"/compute/v1/projects/{project}/regions/{last_segment(op['region'])}/operations/{name}"
+        return f"/compute/v1/projects/{project}/global/operations/{name}"
+    if api == "sqladmin":  # a recorded selfLink may name v1beta4; the runbook speaks v1
+        return f"/v1/projects/{op.get('targetProject') or project}/operations/{name}"
+    return f"/{LRO_APIS.get(api, 'v1')}/{name}"
+
+
+def _segment_after(link: str | None, collection: str) -> str:
+    parts = urlparse(link or "").path.split("/")
+    return parts[parts.index(collection) + 1] if collection in parts[:-1] else ""
+
+
+def _status_shaped(op: dict) -> bool:
+    """compute / sqladmin operations carry ``status``; a google.longrunning.Operation never does."""
+    return str(op.get("kind", "")).endswith("#operation") or ("status" in op and "done" not in op)
+
+
+def operation_status(op: dict) -> str:
+    """PENDING / RUNNING / DONE for every shape (an LRO without ``done`` is RUNNING)."""
+    if _status_shaped(op):
+        return str(op.get("status"))
+    return "DONE" if op.get("done") else "RUNNING"
+
+
 def operation_state(op: dict) -> tuple[bool, str]:
     """``(done, error text)`` for compute and sqladmin operations (``status``) and LROs (``done``)."""
-    if "done" in op or ("status" not in op and "name" in op and "kind" not in op):
+    if not _status_shaped(op):
         err = op.get("error")
-        return bool(op.get("done")), (err.get("message") or json.dumps(err)) if isinstance(err, dict) else ""
+        if not isinstance(err, dict):
+            return bool(op.get("done")), ""
+        text = err.get("message") or json.dumps(err)
+        code = err.get("code")
+        return bool(op.get("done")), (f"{text} (code {code})" if code not in (None, "") else text)
     done = op.get("status") == "DONE"
     err = op.get("error") or {}
     messages = [e.get("message") or e.get("code", "") for e in err.get("errors", []) if isinstance(e, dict)]

@@ -4,6 +4,7 @@
     monitoring.sql_backends          cloudsql.googleapis.com/database/postgresql/num_backends (max)
     monitoring.lb_latency_p50/p95/p99 loadbalancing.googleapis.com/https/total_latencies (percentiles)
     monitoring.run_latency_p95       run.googleapis.com/request_latencies, per service (p95)
+    monitoring.startup_latencies     run.googleapis.com/container/startup_latencies, per service (p95, ms)
 
 Each metric is queried on its own, in a worker thread, with the call deadline
 ``deadlines.monitoring_s`` and no client-side retry, so one failing metric becomes one
@@ -55,6 +56,11 @@ def specs(params: Params) -> list[MetricSpec]:
         *lb,
         MetricSpec("monitoring.run_latency_p95", "run.googleapis.com/request_latencies", "cloud_run_revision",
                    "ALIGN_PERCENTILE_95", labels={"location": params.region},
+                   each=tuple(("service_name", s) for s in params.cloud_run.services)),
+        # A distribution in ms per revision (Cloud Monitoring's metrics list for run.googleapis.com);
+        # aligned to its per-minute p95, read by run.<svc>.startup and golden.startup.
+        MetricSpec("monitoring.startup_latencies", "run.googleapis.com/container/startup_latencies",
+                   "cloud_run_revision", "ALIGN_PERCENTILE_95", labels={"location": params.region},
                    each=tuple(("service_name", s) for s in params.cloud_run.services)),
     ]
 

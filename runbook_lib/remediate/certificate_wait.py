@@ -86,3 +86,9 @@ async def detach_ready_hook(api: ApiClient, params: Params, action, before: list
     applier records ``pending`` with the reason when this answers False."""
     state = before[0].body if before and before[0].ok and isinstance(before[0].body, dict) else None
     return await detach_ready(api, params, legacy_names(action.calls[0].body or {}, state))
+
+
+# Registered with the action kind (remediate/kinds.py): the applier stays generic.
+from . import kinds  # noqa: E402
+
+kinds.register("cert.detach-legacy", pending=detach_pending, ready=detach_ready_hook)

@@ -27,7 +27,7 @@ class Read(BaseModel):
 
 class Action(BaseModel):
     id: str
-    kind: str                      # selects the idempotency rule in apply.py; "manual" for people
+    kind: str                      # its "already done?" / "apply" behaviour (remediate.kinds); "manual" for people
     component: str
     title: str
     answers: list[str]             # failing check ids this action fixes
@@ -38,6 +38,7 @@ class Action(BaseModel):
     verify: list[str] = Field(default_factory=list)
     instructions: str = ""         # for manual steps: exactly what a person does
     secret_name: str | None = None  # a secret whose value a person supplies (name only)
+    change: dict = Field(default_factory=dict)  # a declarative change the kind applies to fresh state (names, numbers)
 
     @property
     def manual(self) -> bool:
@@ -80,7 +81,7 @@ def plan_id(target: str, project: str, actions: Iterable[Action]) -> str:
     canonical = {
         "target": target, "project": project,
         "actions": [{"id": a.id, "calls": [c.model_dump(mode="json", exclude={"description"}) for c in a.calls],
-                     "instructions": a.instructions} for a in actions],
+                     "instructions": a.instructions, **({"change": a.change} if a.change else {})} for a in actions],
     }
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()[:12]
 

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..evidence import Evidence
-from ..gcp import compute, secretmanager, sqladmin, vpcaccess
-from ..gcp.api import last_segment
+from ..checks._util import safe_id
+from ..errors import RemediationError
+from ..evidence import ApiRecord, Evidence
+from ..gcp import compute, run, secretmanager, sqladmin, vpcaccess
+from ..gcp.api import ApiCall, describe, last_segment
 from ..params import Params
 from ..results import CheckResult
+from . import certificate_wait as _certificate_wait  # noqa: F401  (registers cert.detach-legacy)
+from . import kinds
 from .plan import Action, Read
 
 Failing = dict[str, CheckResult]
@@ -318,23 +322,144 @@ def secrets(failing: Failing, ev: Evidence, params: Params) -> list[Action]:
     return out
 
 
+RUN_FIXABLE = ("timeout", "startup", "min_instances", "cpu_boost", "vpc", "domains")
+
+
+def _secret_pending(action: Action, before: list[ApiRecord], params: Params) -> list[ApiCall]:
+    """Create the secret if it is missing, add a version unless an ENABLED one exists (addVersion is
+    not idempotent: read right before, and sent at most once per apply)."""
+    exists = bool(before) and before[0].ok
+    versions = (before[1].body or {}).get("versions", []) if len(before) > 1 and before[1].ok and isinstance(
+        before[1].body, dict) else []
+    enabled = any(v.get("state") == "ENABLED" for v in versions)
+    create = [c for c in action.calls if not c.path.endswith(":addVersion")] if not exists else []
+    add = [c for c in action.calls if c.method == "POST" and c.path.endswith(":addVersion")] if not enabled else []
+    return create + add
+
+
+kinds.register("secret.value", pending=_secret_pending)
+
+
 def cloud_run(failing: Failing, ev: Evidence, params: Params) -> list[Action]:
-    out = []
-    for svc in params.cloud_run.services:
-        ids = [i for i in failing if i.startswith(f"run.{svc}.")]
-        if not ids:
+    """One ``services.patch`` per service for what the revision template can fix (timeout, startup
+    probe, min instances, CPU boost, VPC egress, deprecated hosts in env values); a manual step for
+    the rest. Rollback = traffic back to the revision serving now (from the evidence)."""
+    from ..checks.cloud_run import startup_seconds
+
+    out: list[Action] = []
+    services = run.services_of(_body(ev, run.KEY))
+    where = f"--region {params.region} --project {params.project}"
+    for name in params.cloud_run.services:
+        sid = safe_id(name)
+        ids = sorted(i for i in failing if i.startswith(f"run.{sid}."))
+        if not ids or any(failing[i].status.value == "ERROR" for i in ids):
             continue
-        out.append(Action(
-            id=f"run.{svc}", kind="manual", component="cloud_run", title=f"redeploy Cloud Run service {svc}",
-            answers=ids,
-            instructions=(f"gcloud run services describe {svc} --region {params.region} --project {params.project}; "
-                          f"fix what {', '.join(ids)} report (connector {params.connector.name}, egress all-traffic, "
-                          "environment values on the current domains), then deploy a new revision"),
-            risk="medium: a new revision takes traffic",
-            rollback=f"gcloud run services update-traffic {svc} --to-revisions PREVIOUS=100 --region {params.region}",
-            verify=ids,
-        ))
+        svc = services.get(name)
+        what = {i.rsplit(".", 1)[1]: i for i in ids}
+        answered: list[str] = []
+        if svc is not None and "exists" not in what:
+            measured = startup_seconds(ev, name)
+            startup_s = measured[0] if measured else float(params.cloud_run.startup_s)
+            fix = set(what) & set(RUN_FIXABLE)
+            change = run.change_for(svc, params, fix=fix, startup_s=startup_s)
+            if "startup" in fix and startup_s > run.PROBE_WINDOW_MAX_S:
+                # no probe can wait that long: what decides instead is a faster start and warm instances
+                if params.cloud_run.startup_cpu_boost:
+                    change["startupCpuBoost"] = True
+                change["minInstanceCount"] = max(change.get("minInstanceCount", 0), params.cloud_run.min_instances, 1)
+            answered = [what[w] for w in fix if w != "domains" or "envReplace" in change]
+            if "startup" in fix and "ready" in what:
+                answered.append(what["ready"])  # a revision shut down by its probe never became Ready
+            if change:
+                previous = svc.serving_revision
+                out.append(Action(
+                    id=f"run.patch.{name}", kind=RUN_KIND, component="cloud_run",
+                    title=f"{name}: new revision with " + ", ".join(run.describe_change(change)),
+                    answers=sorted(answered), calls=[run.patch_call(params, name, change)],
+                    reads=[Read(api="run", path=run.service_path(params, name))], change=change,
+                    risk=("medium: a new revision takes 100 % of the traffic once it is Ready; the previous "
+                          f"revision ({previous or 'none'}) stays deployed for rollback"),
+                    rollback=run.rollback(params, name, previous),
+                    verify=sorted(set(ids) | {f"run.{sid}.ready"}),
+                ))
+        rest = [i for i in ids if i not in answered]
+        if rest:
+            out.append(Action(
+                id=f"run.{name}", kind="manual", component="cloud_run", title=f"Cloud Run service {name}: what a person fixes",
+                answers=rest,
+                instructions=(f"gcloud run services describe {name} {where}; "
+                              f"fix what {', '.join(rest)} report (deploy the service if missing; read the revision's "
+                              f"logs with `gcloud run services logs read {name} {where}`; environment values on the "
+                              "current domains), then deploy a new revision"),
+                risk="medium: a new revision takes traffic",
+                rollback=run.rollback(params, name, svc.serving_revision if svc else ""),
+                verify=rest,
+            ))
     return out
+
+
+# -- the run.service kind: read-modify-write of the service, then its new revision Ready at 100 % ---
+
+RUN_KIND = "run.service"
+
+
+def _run_pending(action: Action, before: list[ApiRecord], params: Params) -> list[ApiCall]:
+    rec = before[0] if before else None
+    if rec is None or not rec.ok or not isinstance(rec.body, dict):
+        raise RemediationError(f"{action.id}: the service {describe(action.reads[0].path)} cannot be read "
+                               "right before the change: nothing was sent")
+    if run.in_effect(rec.body, action.change):
+        return []
+    planned = action.calls[0]
+    # the whole service as read a moment ago (etag kept: a change in between is refused by Cloud Run)
+    return [planned.model_copy(update={"body": run.apply_change(rec.body, action.change)})]
+
+
+async def _run_settle(step, action: Action, answers: list[dict]) -> None:
+    """Wait until the revision the patch created is Ready and serves 100 % (bounded, with backoff)."""
+    import time
+
+    before = step.entry.before[0] if step.entry.before else {}
+    old = last_segment(before.get("latestCreatedRevision")) if isinstance(before, dict) else ""
+    path = action.reads[0].path
+    give_up = time.monotonic() + step.params.deadlines.operation_s
+    delay = step.first_poll_s
+    while True:
+        rec = await step.read("run", path)
+        svc = run.Service.from_json(rec.body if rec.ok else {})
+        new = svc.latest_created_revision
+        cond = svc.terminal_condition
+        if new and new != old and svc.ready and svc.latest_ready_revision == new and svc.serves_fully(new):
+            step.event("settle", status="READY", detail=f"revision {new} is Ready and serves 100 %")
+            return
+        state = cond.get("state", "unknown")
+        step.event("settle", status=state, detail=f"latest created {new or 'none'}, latest ready "
+                                                  f"{svc.latest_ready_revision or 'none'}")
+        # settled without the new revision: it failed (the service keeps serving the previous one)
+        stuck = bool(new) and new != old and not svc.reconciling and state == run.SUCCEEDED
+        if state == "CONDITION_FAILED" or (stuck and svc.latest_ready_revision != new):
+            raise RemediationError(
+                f"revision {new or '(none)'} of {svc.name} did not become Ready: "
+                f"{cond.get('message') or cond.get('reason') or state}; traffic stays on "
+                f"{svc.latest_ready_revision or 'the previous revision'}. Rollback if needed: {action.rollback}")
+        remaining = give_up - time.monotonic()
+        if remaining <= 0:
+            raise RemediationError(f"revision {new or '(none)'} of {svc.name} is not Ready at 100 % after "
+                                   f"{step.params.deadlines.operation_s:g} s; it may still become Ready: re-run the check")
+        await step.api.pause(min(delay, remaining))
+        delay = min(delay * 1.5, 10 * step.first_poll_s)
+
+
+def _run_snapshot(rec: ApiRecord):
+    """The audit keeps the service's shape: env values, args and commands never verbatim."""
+    import secrets as _secrets
+
+    if not rec.ok or not isinstance(rec.body, dict):
+        return {"absent": True, "status": rec.status}
+    return run.shape_service(rec.body, None, key=_secrets.token_bytes(32))
+
+
+kinds.register(RUN_KIND, pending=_run_pending, settle=_run_settle, snapshot=_run_snapshot)
 
 
 def access(failing: Failing, ev: Evidence, params: Params) -> list[Action]:

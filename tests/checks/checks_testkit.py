@@ -182,6 +182,16 @@ def secrets_body(names=SECRETS) -> dict:
     return {"secrets": [{**template, "name": f"projects/123456789012/secrets/{n}"} for n in names]}
 
 
+def startup_metric(values_ms: list[float], *, now: datetime = NOW,
+                   services=("netra-backend-staging", "auth-staging", "netra-frontend-staging")) -> MetricRecord:
+    """run.googleapis.com/container/startup_latencies (ms, per revision), one series per service."""
+    mtype = "run.googleapis.com/container/startup_latencies"
+    series = [Series(metric_type=mtype, unit="ms", labels={"service_name": s, "revision_name": f"{s}-00042-abc"},
+                     points=[Point(t=now - timedelta(minutes=len(values_ms) - 1 - i), v=v) for i, v in enumerate(values_ms)])
+              for s in services]
+    return MetricRecord(key="monitoring.startup_latencies", metric_type=mtype, ok=True, series=series)
+
+
 def run_services_body(**env: str) -> dict:
     template = sample("cloudrun1--cloudrun_services.json")["services"][0]
     out = []
@@ -195,6 +205,9 @@ def run_services_body(**env: str) -> dict:
         values = {"API_BASE_URL": f"https://{API}", "FRONTEND_URL": f"https://{FRONTEND}", **env}
         svc["template"]["containers"][0]["env"] = [{"name": k, "value": v} for k, v in values.items()] + [
             {"name": "JWT_SECRET", "valueSource": {"secretKeyRef": {"secret": "jwt-secret-staging", "version": "latest"}}}]
+        # what the incident needs of a revision (issue 10): 600 s requests, warm instances, CPU boost
+        svc["template"].update(timeout="600s", scaling={"maxInstanceCount": 100, "minInstanceCount": 1})
+        svc["template"]["containers"][0]["resources"]["startupCpuBoost"] = True
         out.append(svc)
     return {"services": out}
 
@@ -240,6 +253,7 @@ def healthy_evidence(now: datetime = NOW, time_scale: float = 1.0) -> Evidence:
                                                  "vpcaccess.googleapis.com/connector/instances", [2, 3, 2], now=now),
         "monitoring.sql_backends": metric("monitoring.sql_backends",
                                           "cloudsql.googleapis.com/database/postgresql/num_backends", [20, 25, 22], now=now),
+        "monitoring.startup_latencies": startup_metric([30000.0 * time_scale] * 3, now=now),
     }
     meta = Meta(phase="diagnose", target="staging", mode="replay", now=now, time_scale=time_scale)
     return Evidence(meta=meta, api=api, probes=probes, metrics=metrics)

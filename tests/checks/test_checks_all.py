@@ -51,7 +51,7 @@ def test_components_in_order_and_healthy_verdict():
                                                        "secrets", "cloud_run"]
     assert COMPONENTS[-1] == "golden_path"
     assert rs.verdict.line == "Overall Status: HEALTHY, Critical Failures: 0"
-    assert len({r.id for r in rs}) == len(rs) == 66  # ids are unique: 8 + 8 + 14 + 13 + 11 + 12
+    assert len({r.id for r in rs}) == len(rs) == 78  # ids are unique: 8 + 8 + 14 + 13 + 11 + 24
 
 
 def test_ids_are_stable_between_healthy_and_broken():

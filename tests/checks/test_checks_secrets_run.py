@@ -105,7 +105,7 @@ def test_healthy_services():
     rs = rresults(healthy_evidence())
     assert [r.id for r in rs][:4] == ["run.netra-backend-staging.exists", "run.netra-backend-staging.ready",
                                       "run.netra-backend-staging.vpc", "run.netra-backend-staging.domains"]
-    assert len(rs) == 12 and all(r.status is Status.PASS for r in rs)
+    assert len(rs) == 24 and all(r.status is Status.PASS for r in rs)
     assert rs.by_id("run.auth-staging.domains").severity is Severity.medium
 
 
@@ -117,7 +117,7 @@ def test_deprecated_domain_reports_names_never_values():
     assert r.status is Status.FAIL and r.severity is Severity.medium
     assert r.observed == "WS_URL references *.staging.netrasystems.ai"
     text = r.model_dump_json()
-    assert "abc123" not in text and "api.staging.netrasystems.ai" not in text
+    assert "abc123" not in text and "token" not in text and "wss://" not in text  # the host itself is a parameter
     assert "--update-env-vars WS_URL=NEW_VALUE" in r.remediation
 
 

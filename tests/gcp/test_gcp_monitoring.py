@@ -20,6 +20,9 @@ pytestmark = pytest.mark.timeout(60)
 NOW = datetime.now(timezone.utc).replace(second=0, microsecond=0)
 
 
+PARAMS_SERVICES = ["netra-backend-staging", "auth-staging", "netra-frontend-staging"]
+
+
 def series(metric_type: str, values: list[float], *, resource: dict, metric: dict | None = None, integer=False):
     points = [Point(interval=TimeInterval(end_time=NOW - timedelta(minutes=i)),
                     value=TypedValue(int64_value=int(v)) if integer else TypedValue(double_value=v))
@@ -49,6 +52,12 @@ class FakeMonitoring:
             return ListTimeSeriesResponse(time_series=[series(
                 "loadbalancing.googleapis.com/https/total_latencies", [120.0, 80.5],
                 resource={"target_proxy_name": "staging-https-proxy"}, metric={"response_code_class": "200"})])
+        if "startup_latencies" in f:  # p95-aligned distribution: doubles, in ms
+            service = f.split('service_name = "')[1].split('"')[0]
+            ts = series("run.googleapis.com/container/startup_latencies", [4200.0, 3900.0],
+                        resource={"service_name": service, "revision_name": f"{service}-00001-abc"})
+            ts.unit = "ms"
+            return ListTimeSeriesResponse(time_series=[ts])
         if self.run_answers:
             service = f.split('service_name = "')[1].split('"')[0]
             return ListTimeSeriesResponse(time_series=[series(
@@ -85,7 +94,13 @@ def test_each_metric_independently(server):
     records = asyncio.run(monitoring.gather(params_for(port)))
     assert sorted(records) == sorted(["monitoring.connector_instances", "monitoring.sql_backends",
                                       "monitoring.lb_latency_p50", "monitoring.lb_latency_p95",
-                                      "monitoring.lb_latency_p99", "monitoring.run_latency_p95"])
+                                      "monitoring.lb_latency_p99", "monitoring.run_latency_p95",
+                                      "monitoring.startup_latencies"])
+    startup = records["monitoring.startup_latencies"]
+    assert startup.ok and sorted(s.labels["service_name"] for s in startup.series) == sorted(PARAMS_SERVICES)
+    assert {s.unit for s in startup.series} == {"ms"} and [p.v for p in startup.series[0].points] == [3900.0, 4200.0]
+    assert {r.aggregation.per_series_aligner.name for r in fake.requests if "startup_latencies" in r.filter} == {
+        "ALIGN_PERCENTILE_95"}
     conn = records["monitoring.connector_instances"]
     assert conn.ok and [p.v for p in conn.series[0].points] == [2.0, 3.0, 3.0]  # oldest first
     assert conn.series[0].labels["connector_name"] == "staging-connector"
@@ -129,7 +144,7 @@ def test_to_dataframe_long_format(server):
     assert list(df.columns[:2]) == ["key", "metric_type"] and list(df.columns[-2:]) == ["t", "v"]
     assert "connector_name" in df.columns and "response_code_class" in df.columns
     assert set(df["key"]) == {"monitoring.connector_instances", "monitoring.lb_latency_p50",
-                              "monitoring.lb_latency_p95", "monitoring.lb_latency_p99"}
+                              "monitoring.lb_latency_p95", "monitoring.lb_latency_p99", "monitoring.startup_latencies"}
     assert monitoring.to_dataframe({}).empty
 
 

@@ -17,8 +17,24 @@ def check_cloudrun(body):
     services = run.services_of(body)
     svc = services["cloudrun1"]
     assert svc.ready and svc.latest_ready_revision == svc.latest_created_revision == "cloudrun1-fzzds"
-    assert svc.vpc_connector == "" and svc.vpc_egress == "" and svc.env_values == {}
+    assert svc.vpc_connector == "" and svc.vpc_egress == "" and svc.env == []
     assert svc.uri.startswith("https://")
+
+
+def check_cloudrun_failed_revisions(body):
+    """cloudrun2: three services whose first revision failed; Google returns the default TCP startup
+    probe (240 s x 1, timeout 240 s) and startupCpuBoost on a new service."""
+    services = run.services_of(body)
+    assert sorted(services) == ["image-does-not-exist", "invalid-container", "no-image-permission"]
+    for svc in services.values():
+        assert not svc.ready and svc.terminal_condition["state"] == "CONDITION_FAILED"
+        assert svc.timeout_s == 300 and svc.cpu_boost and svc.min_instances == 0
+        assert svc.startup_probe == {"failureThreshold": 1, "periodSeconds": 240, "tcpSocket": {"port": 8080},
+                                     "timeoutSeconds": 240}
+        assert svc.probe_window_s == 240 == run.probe_window_s(None)   # what an absent probe means
+        assert svc.etag and svc.serving_revision == svc.latest_ready_revision
+    assert services["no-image-permission"].latest_ready_revision == ""
+    assert "failed to start and listen on the port" in services["invalid-container"].terminal_condition["message"]
 
 
 def check_cloudsql(body):
@@ -67,13 +83,6 @@ def check_target_proxies(body):
     assert proxies["https-lb-proxy"].certificate_names == ["cert1"]
     assert proxies["https-lb-proxy"].certificate_map == "cert-map"
     assert proxies["https-lb-proxy-working"].certificate_map is None
-
-
-def check_cloudrun_failed(body):
-    services = run.services_of(body)
-    assert sorted(services) == ["image-does-not-exist", "invalid-container", "no-image-permission"]
-    assert not any(s.ready for s in services.values())
-    assert services["no-image-permission"].latest_ready_revision == ""
 
 
 def check_cloudsql_replicas(body):
@@ -151,7 +160,6 @@ def check_aggregated_forwarding_rules(body):
 
 PARSERS = {
     "cloudrun1--cloudrun_services.json": check_cloudrun,
-    "cloudrun2--cloudrun_services.json": check_cloudrun_failed,
     "cloudsql2--cloudsql-instances.json": check_cloudsql_replicas,
     "cloudsql3--cloudsql-instances.json": check_cloudsql_primaries,
     "dataproc1--connectivity-test.json": check_connectivity_test,
@@ -163,6 +171,7 @@ PARSERS = {
     "lb2--compute-aggregated-backendServices.json": check_aggregated_backend_services_lb2,
     "lb1--compute-aggregated-forwardingRules.json": check_aggregated_forwarding_rules,
     "lb3--compute-aggregated-forwardingRules.json": check_aggregated_forwarding_rules,
+    "cloudrun2--cloudrun_services.json": check_cloudrun_failed_revisions,
     "cloudsql1--cloudsql-instances.json": check_cloudsql,
     "lb1--compute-backendServices.json": check_backend_services,
     "lb1--healthChecks.json": check_health_checks,

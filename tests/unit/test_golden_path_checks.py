@@ -53,7 +53,7 @@ def test_a_working_golden_path_passes():
     assert all(rs[i].status is Status.PASS for i in ("golden.login", "golden.websocket", "golden.events",
                                                       "golden.response", "golden.history", "golden.api_latency",
                                                       "golden.error_rate"))
-    assert rs["golden.startup"].status is Status.SKIP and rs["golden.startup"].reason
+    assert rs["golden.startup"].status is Status.SKIP and "startup_latencies" in rs["golden.startup"].reason
 
 
 def test_failed_login_skips_the_rest_with_the_reason():
@@ -88,3 +88,57 @@ def test_error_rate_threshold(failures, status):
 def test_slow_websocket_connect_fails_against_the_threshold():
     rs = by_id(golden_path.evaluate(full(connect=11.0), PARAMS))
     assert rs["golden.websocket"].status is Status.FAIL
+
+
+# -- golden.startup: run.googleapis.com/container/startup_latencies (ms, per revision) ---------------
+
+def _startup(values_ms, *, scale=1.0, services=("netra-backend-staging", "auth-staging")):
+    from datetime import timedelta
+
+    from runbook_lib.evidence import MetricRecord, Point, Series
+
+    now = datetime(2026, 11, 28, tzinfo=timezone.utc)
+    mtype = "run.googleapis.com/container/startup_latencies"
+    return MetricRecord(key="monitoring.startup_latencies", metric_type=mtype, ok=True, series=[
+        Series(metric_type=mtype, unit="ms", labels={"service_name": s},
+               points=[Point(t=now - timedelta(minutes=i), v=v) for i, v in enumerate(values_ms)]) for s in services])
+
+
+def test_startup_passes_with_the_measured_p95():
+    ev = full()
+    ev.metrics["monitoring.startup_latencies"] = _startup([20_000.0, 40_000.0])
+    r = by_id(golden_path.evaluate(ev, PARAMS))["golden.startup"]
+    assert r.status is Status.PASS and r.evidence == ["monitoring.startup_latencies"]
+    assert "netra-backend-staging p95 39 s" in r.observed and "no data: netra-frontend-staging" in r.observed
+
+
+def test_startup_fails_at_the_threshold_in_real_seconds():
+    ev = full()
+    ev.meta = Meta(**{**ev.meta.model_dump(), "time_scale": 0.05})
+    # 15 s on the wire at time scale 0.05 = 300 s real: the threshold itself is a failure (p95 < 300 s)
+    ev.metrics["monitoring.startup_latencies"] = _startup([15_000.0], services=("auth-staging",))
+    r = by_id(golden_path.evaluate(ev, PARAMS))["golden.startup"]
+    assert r.status is Status.FAIL and r.observed == "auth-staging p95 300 s; no data: netra-backend-staging, netra-frontend-staging"
+    assert "auth-staging start slower than 300 s" in r.reason and r.remediation
+
+
+def test_startup_skips_with_why():
+    ev = full()
+    r = by_id(golden_path.evaluate(ev, PARAMS))["golden.startup"]
+    assert r.status is Status.SKIP and "not gathered" in r.reason
+    ev.metrics["monitoring.startup_latencies"] = _startup([], services=())
+    r = by_id(golden_path.evaluate(ev, PARAMS))["golden.startup"]
+    assert r.status is Status.SKIP and "no instance started" in r.reason
+    from runbook_lib.evidence import ErrorInfo, MetricRecord
+
+    ev.metrics["monitoring.startup_latencies"] = MetricRecord(
+        key="monitoring.startup_latencies", metric_type="x", ok=False,
+        error=ErrorInfo(kind="permission", message="needs roles/monitoring.viewer"))
+    r = by_id(golden_path.evaluate(ev, PARAMS))["golden.startup"]
+    assert r.status is Status.SKIP and "roles/monitoring.viewer" in r.reason
+
+
+def test_startup_is_judged_even_when_login_fails():
+    ev = evidence(golden_login=[step(ok=False, reason=Reason.http_status, detail="HTTP 503")])
+    ev.metrics["monitoring.startup_latencies"] = _startup([10_000.0])
+    assert by_id(golden_path.evaluate(ev, PARAMS))["golden.startup"].status is Status.PASS
