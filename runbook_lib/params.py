@@ -429,7 +429,22 @@ def _split_override(text: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    if not isinstance(value, str) and _is_text_field(key.strip()):
+        value = raw  # a plan id of digits (0123456789ab... or 0012345678) stays the text that was typed
     return key.strip(), value
+
+
+def _is_text_field(dotted: str) -> bool:
+    """True when ``dotted`` names a plain-text parameter (``remediation.confirm``, ``target.name``)."""
+    model: Any = Params
+    annotation: Any = None
+    for part in dotted.split("."):
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            return False
+        annotation = fields[part].annotation
+        model = annotation
+    return annotation is str or annotation == (str | None)
 
 
 def _set_path(data: dict, dotted: str, value: Any, *, source: str) -> None:
