@@ -189,6 +189,9 @@ def find(s: str) -> list[Finding]:
             value = m.group("secret")
             if not _masked(value):
                 found.append(Finding(kind, m.start("secret"), m.end("secret")))
+                bare = value.strip("'\"\\")
+                if len(bare) >= 6:  # a credential found once is masked wherever else it appears
+                    found += [Finding(kind, o.start(), o.end()) for o in re.finditer(re.escape(bare), s)]
     for detector in _detectors():
         for value in set(detector.analyze_string(s)):
             if len(value) < 8 or _masked(value):

@@ -303,7 +303,9 @@ def _is_sandbox(pid: int, started: float | None) -> bool:
 def _stop_group(pid: int, started: float | None, *, grace_s: float) -> None:
     """The serve process leads its own session, so its pid is the group id of everything it runs."""
     pgid = pid
-    if not _is_sandbox(pid, started) and not (_group_alive(pgid) and _group_started_by(pgid, started)):
+    ours = _is_sandbox(pid, started)
+    orphans = not ours and not _alive(pid) and _group_alive(pgid) and _group_started_by(pgid, started)
+    if not (ours or orphans):
         return  # the pid is gone or was reused by something else: never signal a stranger
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGTERM)
