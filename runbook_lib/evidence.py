@@ -59,6 +59,8 @@ class ApiRecord(BaseModel):
     error: ErrorInfo | None = None
     elapsed_s: float = 0.0
     pages: int = 1
+    date: str | None = None               # the answer's Date header, verbatim (the server's clock)
+    received_at: datetime | None = None   # the local clock when that answer arrived (checks/clock.py)
 
 
 class Point(BaseModel):

@@ -232,6 +232,7 @@ class Thresholds(Strict):
     ws_connect_s: float = Field(default=10.0, gt=0, le=3600)
     startup_s: float = Field(default=300.0, gt=0, le=3600)
     error_rate_pct: float = Field(default=1.0, ge=0, le=100)
+    clock_skew_s: float = Field(default=60.0, gt=0, le=86400, description="local clock vs API Date headers")
 
 
 class Monitoring(Strict):
