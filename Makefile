@@ -7,13 +7,14 @@ BIN    := $(VENV)/bin
 PARAMS ?= parameters/sandbox.yaml
 PYTEST_ARGS ?=
 
-.PHONY: help install install-test install-lab demo test lab bench examples sync-notebooks clean
+.PHONY: help install install-test install-lab demo test lint-workflows lab bench mutation examples sync-notebooks clean
 
 help:
 	@echo "make demo    run all three phases against the sandbox (scenario issue-1278) and apply the plan"
 	@echo "make test    run the test suite"
 	@echo "make lab     JupyterLab on notebooks/ (installs the [lab] extra)"
 	@echo "make bench   benchmarks into bench/results/"
+	@echo "make mutation  mutation testing of the core (slow; survivors into bench/results/)"
 	@echo "make examples  regenerate examples/evidence/ from a real sandbox run"
 
 $(BIN)/python:
@@ -44,8 +45,13 @@ demo: install
 	echo "== applying plan $$id (confirmed by id), then validating" && \
 	$(BIN)/runbook run --params $(PARAMS) -p remediation.apply=true -p remediation.confirm=$$id
 
-test: install-test
+test: install-test lint-workflows
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# GitHub Actions security linter, offline (no GitHub API calls): pinned actions, no persisted
+# checkout credentials, per-job permissions.
+lint-workflows: install-test
+	$(BIN)/zizmor --offline .github/workflows/
 
 lab: install-lab
 	$(BIN)/jupyter lab notebooks/
@@ -53,6 +59,13 @@ lab: install-lab
 bench: install-test
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench
+
+# Mutation testing of the core (checks/, results, redact, apply, params): slow, not part of `make test`.
+# MUTATION_ARGS e.g. --only runbook_lib/checks/_util.py --budget-s 1800; survivors -> bench/results/.
+MUTATION_ARGS ?=
+mutation: install-test
+	$(BIN)/python -m pip install --quiet -e '.[mutation]'
+	$(BIN)/python -m bench.mutation $(MUTATION_ARGS)
 
 examples: install
 	$(BIN)/runbook record --scenario issue-1278 --out examples/evidence

@@ -94,14 +94,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    terminated = _terminate_like_interrupt()
     try:
         return COMMANDS[args.command](args)
     except RunbookError as exc:
-        print(f"runbook: {redact.text(str(exc))}", file=sys.stderr)
+        _error_line(f"runbook: {redact.text(str(exc))}")
         return exc.exit_code
     except KeyboardInterrupt:
-        print("runbook: interrupted", file=sys.stderr)
-        return 130
+        _error_line("runbook: terminated" if terminated else "runbook: interrupted")
+        return 143 if terminated else 130
+
+
+def _terminate_like_interrupt() -> list[int]:
+    """SIGTERM unwinds like Ctrl-C, so every ``finally`` runs: the run's sandbox is stopped, its
+    temporary folders removed, the kernel shut down and the report marked INCOMPLETE."""
+    import signal
+
+    seen: list[int] = []
+
+    def handler(signum, frame):
+        seen.append(signum)
+        raise KeyboardInterrupt
+
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, handler)
+    return seen
+
+
+def _error_line(text: str) -> None:
+    """One line on stderr, whatever bytes the message holds (an argument that was not UTF-8)."""
+    line = " ".join(text.split())
+    print(line.encode("utf-8", "backslashreplace").decode("utf-8"), file=sys.stderr)
 
 
 def cmd_run(args) -> int:
@@ -113,7 +136,7 @@ def cmd_run(args) -> int:
                   progress=not args.no_progress, echo=lambda s: print(s, file=sys.stderr, flush=True))
     print(f"Report: {outcome.run_dir}")
     if outcome.error:
-        print(f"runbook: INCOMPLETE: {outcome.error}", file=sys.stderr)
+        _error_line(f"runbook: INCOMPLETE: {outcome.error}")
     print(outcome.verdict_line or "Overall Status: UNKNOWN (no verdict recorded)")
     return outcome.exit_code
 

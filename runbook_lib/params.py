@@ -17,23 +17,27 @@ from typing import Any, Literal, Mapping, Sequence
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from . import safeio
 from .errors import ParameterError
 from .validation import explain
+
+PARAMS_FILE_LIMIT = 1 * safeio.MiB  # a parameters file is a few KiB; 1 MiB is generous, 50 MB is a mistake
 
 NAME = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"  # GCP resource names
 DOMAIN = r"^(\*\.)?([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,}$"
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: an infinite threshold or wait passes every comparison and never ends
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class Target(Strict):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="appears in report folder names")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=63, description="appears in report folder names")
     mode: Literal["live", "sandbox", "replay"]
     scenario: str | None = None
     evidence_dir: str | None = None
-    time_scale: float = Field(default=1.0, gt=0, le=1)
+    time_scale: float = Field(default=1.0, ge=0.001, le=1)
 
     @model_validator(mode="after")
     def _mode_needs(self) -> "Target":
@@ -134,8 +138,8 @@ class CloudSQL(Strict):
     sslmode: Literal["disable", "require", "verify-ca", "verify-full"] = "require"
     probe_samples: int = Field(default=10, ge=1, le=1000)
     probe_concurrency: int = Field(default=5, ge=1, le=100)
-    connect_threshold_s: float = Field(default=35.0, gt=0)
-    min_max_connections: int = Field(default=100, ge=1)
+    connect_threshold_s: float = Field(default=35.0, gt=0, le=3600)
+    min_max_connections: int = Field(default=100, ge=1, le=262143)
     required_flags: dict[str, str] = Field(
         default_factory=lambda: {"statement_timeout": "30000", "lock_timeout": "10000"}
     )
@@ -206,8 +210,8 @@ class Domains(Strict):
     api: str
     wildcard: str = Field(default="", description="the certificate name family, e.g. *.netrasystems.ai")
     health_paths: list[str] = Field(default_factory=lambda: ["/health", "/auth/health"])
-    expiry_warn_days: int = Field(default=30, ge=0)
-    expiry_fail_days: int = Field(default=7, ge=0)
+    expiry_warn_days: int = Field(default=30, ge=0, le=3650)
+    expiry_fail_days: int = Field(default=7, ge=0, le=3650)
 
     @field_validator("frontend", "api")
     @classmethod
@@ -229,7 +233,7 @@ class Domains(Strict):
 class Secrets(Strict):
     required: list[str] = Field(min_length=1)
     inspect_values: bool = False
-    expiry_warn_days: int = Field(default=30, ge=0)
+    expiry_warn_days: int = Field(default=30, ge=0, le=3650)
 
     @field_validator("required")
     @classmethod
@@ -246,12 +250,13 @@ class Secrets(Strict):
 class Thresholds(Strict):
     """Real-world limits (seconds). Sandbox measurements are compared after ``time_scale``."""
 
-    db_connect_s: float = Field(default=35.0, gt=0)
-    api_response_s: float = Field(default=5.0, gt=0)
-    health_response_s: float = Field(default=10.0, gt=0)
-    ws_connect_s: float = Field(default=10.0, gt=0)
-    startup_s: float = Field(default=300.0, gt=0)
+    db_connect_s: float = Field(default=35.0, gt=0, le=3600)
+    api_response_s: float = Field(default=5.0, gt=0, le=3600)
+    health_response_s: float = Field(default=10.0, gt=0, le=3600)
+    ws_connect_s: float = Field(default=10.0, gt=0, le=3600)
+    startup_s: float = Field(default=300.0, gt=0, le=3600)
     error_rate_pct: float = Field(default=1.0, ge=0, le=100)
+    clock_skew_s: float = Field(default=60.0, gt=0, le=86400, description="local clock vs API Date headers")
 
 
 class Connectivity(Strict):
@@ -280,7 +285,7 @@ class Remediation(Strict):
     confirm: str = ""
     skip: list[str] = Field(default_factory=list, description="action ids to leave out of the plan")
     secret_values: SecretValues = Field(default_factory=SecretValues)
-    wait_s: float = Field(default=120.0, gt=0, description="how long to wait for certificates to turn ACTIVE")
+    wait_s: float = Field(default=120.0, gt=0, le=3600, description="how long to wait for certificates to turn ACTIVE")
 
 
 class GoldenPath(Strict):
@@ -299,7 +304,7 @@ class GoldenPath(Strict):
 
 class Impact(Strict):
     name: str
-    arr_usd: int = Field(ge=0)
+    arr_usd: int = Field(ge=0, le=10**15)
     staging_dependency_pct: float = Field(ge=0, le=100)
 
 
@@ -406,11 +411,11 @@ def load_params(
 def _read_layered(path: Path, source: str, seen: tuple[Path, ...]) -> dict:
     """Read one file; ``extends: other.yaml`` layers it over another (deep merge, this file wins)."""
     try:
-        text = path.read_text()
+        text = safeio.read_text(path, PARAMS_FILE_LIMIT)  # regular files only: a FIFO would block forever
     except FileNotFoundError:
         raise ParameterError(source, "(file)", "file not found") from None
-    except OSError as exc:
-        raise ParameterError(source, "(file)", f"cannot be read ({exc.strerror})") from None
+    except ValueError as exc:
+        raise ParameterError(source, "(file)", str(exc)) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -450,6 +455,9 @@ def validate(data: dict, source: str) -> Params:
 
 
 def _split_override(text: str) -> tuple[str, Any]:
+    if any("\udc80" <= ch <= "\udcff" for ch in text):  # bytes that were not UTF-8 (surrogateescape)
+        shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise ParameterError(f"-p {shown}", "(override)", "expected UTF-8 text")
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ParameterError(f"-p {text}", "(override)", "expected KEY.PATH=VALUE, e.g. -p cloudsql.probe_samples=20")
@@ -457,7 +465,22 @@ def _split_override(text: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    if not isinstance(value, str) and _is_text_field(key.strip()):
+        value = raw  # a plan id of digits (0123456789ab... or 0012345678) stays the text that was typed
     return key.strip(), value
+
+
+def _is_text_field(dotted: str) -> bool:
+    """True when ``dotted`` names a plain-text parameter (``remediation.confirm``, ``target.name``)."""
+    model: Any = Params
+    annotation: Any = None
+    for part in dotted.split("."):
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            return False
+        annotation = fields[part].annotation
+        model = annotation
+    return annotation is str or annotation == (str | None)
 
 
 def _set_path(data: dict, dotted: str, value: Any, *, source: str) -> None:

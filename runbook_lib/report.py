@@ -49,10 +49,13 @@ def write_status(run_dir: Path, state: str, **fields: Any) -> None:
 
 
 def read_status(run_dir: Path) -> dict[str, Any]:
+    """``status.json``, or ``{}`` when it is missing or corrupt (never raises: a bad old folder
+    must not break later runs)."""
     try:
-        return json.loads((run_dir / "status.json").read_text())
+        doc = json.loads((run_dir / "status.json").read_text())
     except (OSError, ValueError):
         return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def write_phase(report_dir: Path, phase: str, fragment: dict[str, Any]) -> None:
@@ -61,9 +64,10 @@ def write_phase(report_dir: Path, phase: str, fragment: dict[str, Any]) -> None:
 
 def read_phase(report_dir: Path, phase: str) -> dict[str, Any] | None:
     try:
-        return json.loads((report_dir / "phases" / f"{phase}.json").read_text())
+        doc = json.loads((report_dir / "phases" / f"{phase}.json").read_text())
     except (OSError, ValueError):
         return None
+    return doc if isinstance(doc, dict) and isinstance(doc.get("verdict"), dict) else None
 
 
 def read_phases(report_dir: Path) -> dict[str, dict[str, Any]]:

@@ -82,13 +82,18 @@ def test_workflow_parses_with_manual_and_nightly_triggers():
     assert inputs["apply"]["type"] == "boolean" and inputs["apply"]["default"] is False
     assert "issue" in inputs
     assert on["schedule"][0]["cron"].count(" ") == 4
-    assert workflow["permissions"]["issues"] == "write"
+    assert workflow["permissions"] == {}                                    # nothing at the top
+    assert workflow["jobs"]["runbook"]["permissions"]["issues"] == "write"  # per job
 
 
 def test_workflow_steps_install_run_upload_attach_and_fail_last():
     workflow = load()
     uses = [step.get("uses", "") for step in steps(workflow)]
-    assert "actions/checkout@v4" in uses and "actions/upload-artifact@v4" in uses
+    pinned = [u for u in uses if u]
+    assert pinned and all(re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", u) for u in pinned), pinned  # by SHA
+    assert any(u.startswith("actions/checkout@") for u in uses) and any(u.startswith("actions/upload-artifact@") for u in uses)
+    checkout = next(step for step in steps(workflow) if step.get("uses", "").startswith("actions/checkout@"))
+    assert checkout["with"]["persist-credentials"] is False
     setup = next(step for step in steps(workflow) if step.get("uses", "").startswith("actions/setup-python@"))
     assert setup["with"]["python-version"] == "3.11"
     assert any(step.get("run", "").strip() == "make install" for step in steps(workflow))

@@ -10,13 +10,13 @@ from typing import Callable
 from ..evidence import Evidence
 from ..params import Params
 from ..results import CheckResult, ResultSet, Severity, Status
-from . import certificates, cloud_run, cloudsql, connector, golden_path, load_balancer, secrets
+from . import certificates, clock, cloud_run, cloudsql, connector, golden_path, load_balancer, secrets
 
 Evaluator = Callable[[Evidence, Params], list[CheckResult]]
 
 # golden_path yields results only when the evidence holds golden.* records (phase 3).
 COMPONENTS: tuple[str, ...] = ("connector", "cloudsql", "certificates", "load_balancer", "secrets", "cloud_run",
-                               "golden_path")
+                               "clock", "golden_path")
 
 EVALUATORS: dict[str, Evaluator] = {
     "connector": connector.evaluate,
@@ -26,12 +26,13 @@ EVALUATORS: dict[str, Evaluator] = {
     "secrets": secrets.evaluate,
     "cloud_run": cloud_run.evaluate,
     "golden_path": golden_path.evaluate,
+    "clock": clock.evaluate,
 }
 
 SEVERITY: dict[str, Severity] = {
     "connector": Severity.critical, "cloudsql": Severity.critical, "certificates": Severity.critical,
     "load_balancer": Severity.high, "secrets": Severity.high, "cloud_run": Severity.high,
-    "golden_path": Severity.critical,
+    "golden_path": Severity.critical, "clock": Severity.medium,
 }
 
 

@@ -18,11 +18,13 @@ create a resource twice.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import random
 import re
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Callable
 from urllib.parse import urlparse
@@ -34,6 +36,10 @@ from .. import redact
 from ..errors import ApiError, RemediationError
 from ..evidence import ApiRecord, ErrorInfo
 from ..params import Deadlines, Endpoints
+
+# The last answer's Date header and local arrival time, per task (each read is its own task).
+_LAST_DATE: contextvars.ContextVar[tuple[str | None, datetime | None]] = contextvars.ContextVar(
+    "runbook_last_date", default=(None, None))
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 
@@ -204,6 +210,7 @@ class ApiClient:
         started = time.perf_counter()
         deadline = time.monotonic() + self.deadlines.api_s
         pages = 0
+        _LAST_DATE.set((None, None))
         try:
             if list_field is None:
                 status, payload = await self._call(method, api, path, body=body, query=query,
@@ -212,14 +219,18 @@ class ApiClient:
             else:
                 status, payload, pages = await self._read_pages(api, path, list_field, query, deadline)
         except _Failure as failure:
+            date, received_at = _LAST_DATE.get()
             return ApiRecord(
                 key=key, method=method, url=url, ok=False, status=failure.status,
                 error=ErrorInfo(kind=failure.kind, message=failure.message, status=failure.status),
                 elapsed_s=round(time.perf_counter() - started, 4), pages=max(pages, 1),
+                date=date, received_at=received_at,
             )
+        date, received_at = _LAST_DATE.get()
         return ApiRecord(
             key=key, method=method, url=url, ok=True, status=status, body=payload,
             elapsed_s=round(time.perf_counter() - started, 4), pages=pages,
+            date=date, received_at=received_at,
         )
 
     async def request(
@@ -363,6 +374,7 @@ class ApiClient:
             finally:
                 await response.aclose()
             self._log(method, url, response.status_code, started, attempt)
+            _LAST_DATE.set((response.headers.get("date"), datetime.now(timezone.utc)))  # checks/clock.py
             status = response.status_code
             if status in RETRYABLE_STATUS:
                 retry_ok = status == 429 or not mutation or method in IDEMPOTENT

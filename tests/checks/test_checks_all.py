@@ -48,10 +48,10 @@ def test_components_in_order_and_healthy_verdict():
     rs = evaluate_all(healthy_evidence(), PARAMS)
     # phase-1 evidence has no golden.* records, so the golden path adds nothing here
     assert rs.components == list(COMPONENTS)[:-1] == ["connector", "cloudsql", "certificates", "load_balancer",
-                                                       "secrets", "cloud_run"]
+                                                       "secrets", "cloud_run", "clock"]
     assert COMPONENTS[-1] == "golden_path"
     assert rs.verdict.line == "Overall Status: HEALTHY, Critical Failures: 0"
-    assert len({r.id for r in rs}) == len(rs) == 78  # ids are unique: 8 + 8 + 14 + 13 + 11 + 24
+    assert len({r.id for r in rs}) == len(rs) == 79  # ids are unique: 8 + 8 + 14 + 13 + 11 + 24 + 1 (clock)
 
 
 def test_ids_are_stable_between_healthy_and_broken():

@@ -71,8 +71,25 @@ def leak_run(tmp_path_factory) -> LeakRun:
         "UPSTREAM_AUTHORIZATION": f"Bearer {bearer}",
         "DEPLOY_GITHUB_TOKEN": gh_in_config,
     }
+    # issue 11: the shapes that passed through the old patterns, each with its own canary
+    more = {
+        "LIBPQ_QUOTED": ("host=10.103.0.3 password='{}' sslmode=require", f"rbkq {_alnum(16)}"),
+        "CALLBACK_URL": ("https://hooks.example.com/cb?access_token={}&state=1", f"rbkat{_alnum(20)}"),
+        "SERVICE_CONFIG": ('{{"user": "svc", "password": "{}"}}', f"rbkjs{_alnum(20)}"),
+        "UPSTREAM_HEADERS": ("X-API-Key: {}", f"rbkxk{_alnum(24)}"),
+        "LLM_SETTINGS": ("model=gpt key {}", f"sk-proj-{_alnum(40)}"),
+        "UPSTREAM_BASIC": ("Authorization: Basic {}", base64.b64encode(f"svc:rbkba{_alnum(12)}".encode()).decode()),
+        "DATABASE_DIRECT": ("postgresql://app:{}@10.103.0.3:5432/app", f"rbk/sl{_alnum(8)}/x{_alnum(8)}"),
+        "PSQL_COMMAND": ("PGPASSWORD={} psql -h 10.103.0.3", f"rbkpg{_alnum(20)}"),
+        "DB_PASS": ("{}", f"rbkdp{_alnum(20)}"),
+        "STRIPE_SK": ("{}", f"rbkst{_alnum(20)}"),
+        "AWS_NOTE": ("keys AKIA{} rotated", "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(16))),
+    }
+    for name, (template, canary) in more.items():
+        shaped[name] = template.format(canary)
     scenario = yaml.safe_load((SCENARIO_DIR / "issue-1278.yaml").read_text())
-    scenario["cloud_run"]["env"].update(shaped)
+    # the scenario formats env values ({project}, ...): braces of the JSON-shaped value are doubled
+    scenario["cloud_run"]["env"].update({k: v.replace("{", "{{").replace("}", "}}") for k, v in shaped.items()})
     scenario["cloud_run"]["env"]["SMTP_PASSWORD"] = plain   # a secret set as a plain value
     scenario_file = tmp / "issue-1278-leaky.yaml"
     scenario_file.write_text(yaml.safe_dump(scenario))
@@ -81,6 +98,7 @@ def leak_run(tmp_path_factory) -> LeakRun:
                   shaped=shaped, out=out, workdir=workdir)
     run.canaries.update({"DSN password in Cloud Run env": dsn_pw, "password= in Cloud Run env": opt_pw,
                          "bearer token in Cloud Run env": bearer, "GitHub token in Cloud Run env": gh_in_config})
+    run.canaries.update({f"{name} shape in Cloud Run env": canary for name, (_, canary) in more.items()})
 
     def record(name: str, proc) -> None:
         run.outputs[f"{name} stdout"], run.outputs[f"{name} stderr"] = proc.stdout, proc.stderr
