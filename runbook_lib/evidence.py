@@ -128,11 +128,17 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
+REPORT_FILE_MODE = 0o644
+
+
 def atomic_write_text(path: Path, content: str) -> None:
     """Write-then-rename: a reader never sees half a file, even if we are killed mid-write."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes 0600 files; reports hold no secrets (by design) and a web server running as
+        # another user must be able to serve them, like the notebooks papermill writes (0644)
+        os.fchmod(fd, REPORT_FILE_MODE)
         with os.fdopen(fd, "w") as fh:
             fh.write(redact.text(content))
             fh.flush()
