@@ -11,8 +11,9 @@ from typing import Sequence
 from .aio import run_sync
 from .environment import open_environment
 from .params import load_params
-from .render.tables import ICONS, failures_text
-from .results import ResultSet
+from .render.style import ICONS, STATUS_WORDS
+from .render.tables import failures_text
+from .results import ResultSet, component_statuses
 from .runner import target_running
 
 
@@ -35,13 +36,12 @@ def check(params_file: str, overrides: Sequence[str], *, detailed: bool, as_json
                           "results": results.to_records()}, indent=2))
         return verdict.exit_code
     print(f"Target {params.target.name} ({params.target.mode}), gathered in {ev.meta.elapsed_s:.1f} s")
-    for comp in results.components:
-        rs = results.for_component(comp)
-        bad = [r for r in rs if r.status.value in ("FAIL", "ERROR")]
-        worst = "FAIL" if bad else ("WARN" if any(r.status.value == "WARN" for r in rs) else "PASS")
-        print(f"  {ICONS[worst]} {comp:14} {len(rs) - len(bad)}/{len(rs)} checks pass")
+    for c in component_statuses(results):
+        ran = c.checks - len(c.skipped)
+        print(f"  {ICONS[c.status.value]} {c.component:14} {STATUS_WORDS[c.status.value]:9} {c.passed}/{ran} checks pass"
+              + (f", {len(c.skipped)} skipped" if c.skipped else ""))
         if detailed:
-            for r in rs:
+            for r in results.for_component(c.component):
                 print(f"      {ICONS[r.status.value]} {r.id}: {r.observed}")
     problems = failures_text(ResultSet(results=results.problems()))
     if problems:

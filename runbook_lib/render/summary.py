@@ -73,12 +73,12 @@ def build_summary(doc: dict[str, Any], params: Params, *, links: bool = True, ba
         out += ["### Components", ""]
         texts = _success_texts(params)
         for c in _ordered(comps, texts):
-            out.append("- " + _component_line(c, texts.get(c.component), records))
+            out.append("- " + _component_line(c, texts.get(c.component), records, brief=st.status == "UNHEALTHY"))
         out.append("")
 
     if st.status == "UNHEALTHY":
         out += _root_causes(final, _plan_of(phases), records)
-    if st.open_items:
+    if st.open_items and st.status != "UNHEALTHY":  # unhealthy: the root causes say what to do
         out += [f"### Open items ({len(st.open_items)})", ""]
         for i, item in enumerate(st.open_items, 1):
             fixes = f" (fixes {', '.join(f'`{c}`' for c in item.checks)})" if item.checks and item.checks != [item.id] else ""
@@ -94,7 +94,7 @@ def build_summary(doc: dict[str, Any], params: Params, *, links: bool = True, ba
         out += [f"- {ICONS[r['status']]} `{r['id']}` ({r['severity']}): {r['reason'] or r['observed']}" for r in failing]
         out += ["", "</details>", ""]
     plan = _plan_of(phases)
-    if plan and plan.get("actions") and st.status != "COMPLETE":
+    if plan and plan.get("actions") and st.status == "HEALTHY":
         out += _plan_details(plan, phases.get("remediate"))
 
     if st.status == "COMPLETE" or (st.healthy and st.kind == "validation"):
@@ -140,9 +140,13 @@ def _ordered(comps: list[ComponentStatus], texts: dict) -> list[ComponentStatus]
     return sorted(comps, key=lambda c: order.index(c.component) if c.component in order else len(order))
 
 
-def _component_line(c: ComponentStatus, text: tuple[str, str] | None, records: dict[str, dict]) -> str:
+def _component_line(c: ComponentStatus, text: tuple[str, str] | None, records: dict[str, dict], *,
+                    brief: bool = False) -> str:
     title, proves = text or (c.component.replace("_", " "), f"{c.component.replace('_', ' ')}: all checks pass")
     ran = c.checks - len(c.skipped)
+    if brief and c.status is not Status.PASS:  # unhealthy: the root causes below say why and what to do
+        return (f"{ICONS[c.status.value]} {title}: {STATUS_WORDS[c.status.value]} ({c.passed}/{ran} checks pass"
+                + (f", {len(c.skipped)} skipped" if c.skipped else "") + ")")
     skipped = ""
     if c.skipped:
         skipped = f"; {len(c.skipped)} skipped: " + "; ".join(f"`{k}` {v}" for k, v in list(c.skipped.items())[:2])
