@@ -19,14 +19,7 @@
 # certificates, secrets, Cloud Run), probes the data plane (DNS, TCP, TLS, HTTPS, PostgreSQL) and
 # reads Cloud Monitoring, **all at once**, each call with its own deadline: a dead network costs one
 # deadline, not the sum of them.
-#
-# **How to use it:** run all cells. To look at another environment, change `params_file` below
-# (`../parameters/staging.yaml` for live GCP with Application Default Credentials,
-# `../.sandbox/params.yaml` after `runbook sandbox up`, `../parameters/replay.yaml` for recorded
-# evidence) or put single values in `overrides`, e.g. `{"cloudsql.probe_samples": 30}`, then
-# **re-run only the cell after the parameters**: it gathers again and refreshes every table and
-# plot below it in place. Secret *values* are never read unless `secrets.inspect_values` is true,
-# and never shown.
+
 
 # %% tags=["parameters"]
 params_file = "../parameters/replay.yaml"
@@ -169,3 +162,14 @@ phase.evidence_links()
 # %%
 probe_key = "postgres.connect"
 phase.probe_again(probe_key)
+
+# %% [markdown]
+# ## How to use this notebook
+#
+# **How to use it:** run all cells. To look at another environment, change `params_file` below
+# (`../parameters/staging.yaml` for live GCP with Application Default Credentials,
+# `../.sandbox/params.yaml` after `runbook sandbox up`, `../parameters/replay.yaml` for recorded
+# evidence) or put single values in `overrides`, e.g. `{"cloudsql.probe_samples": 30}`, then
+# **re-run only the cell after the parameters**: it gathers again and refreshes every table and
+# plot below it in place. Secret *values* are never read unless `secrets.inspect_values` is true,
+# and never shown.

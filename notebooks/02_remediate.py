@@ -17,15 +17,7 @@
 # **What this does:** turns Phase 1's failing checks into a plan that follows the incident's
 # playbook, one action per problem: the exact API request, the equivalent `gcloud` command, the
 # risk, how to roll it back and which check proves it worked.
-#
-# **Safety:** this is a **dry run** unless the parameters say `remediation.apply: true` **and**
-# `remediation.confirm: <the plan id printed below>`. A stale or mistyped id is refused. Every
-# action reads the resource first and only sends what is still needed (applying twice changes
-# nothing), records the resource before and after in the audit log, and stops at the first
-# failure with the rollback commands. Secret values come only from the environment variable or
-# file that the parameters name, and are never shown or written.
-#
-# Re-running the cell after the parameters (e.g. with `apply`/`confirm` set) refreshes everything below.
+
 
 # %% tags=["parameters"]
 params_file = "../parameters/replay.yaml"
@@ -71,3 +63,15 @@ phase.audit_view()
 
 # %%
 phase.show()
+
+# %% [markdown]
+# ## How to use this notebook
+#
+# **Safety:** this is a **dry run** unless the parameters say `remediation.apply: true` **and**
+# `remediation.confirm: <the plan id printed below>`. A stale or mistyped id is refused. Every
+# action reads the resource first and only sends what is still needed (applying twice changes
+# nothing), records the resource before and after in the audit log, and stops at the first
+# failure with the rollback commands. Secret values come only from the environment variable or
+# file that the parameters name, and are never shown or written.
+#
+# Re-running the cell after the parameters (e.g. with `apply`/`confirm` set) refreshes everything below.

@@ -20,10 +20,7 @@
 # five agent events in order (`agent_started`, `agent_thinking`, `tool_executing`,
 # `tool_completed`, `agent_completed`), read the saved history back, and hold API latency under
 # 5 s with an error rate under 1 % over N requests.
-#
-# **Hand-back:** the summary at the end is what `runbook attach` posts on the tracking issue. A ✅
-# is a component whose checks all passed in this run; a skip is shown as skipped with its reason.
-# Re-running the cell after the parameters refreshes everything below.
+
 
 # %% tags=["parameters"]
 params_file = "../parameters/replay.yaml"
@@ -95,3 +92,10 @@ phase.evidence_links()
 
 # %%
 rb.summary_markdown(phase)
+
+# %% [markdown]
+# ## How to use this notebook
+#
+# **Hand-back:** the summary at the end is what `runbook attach` posts on the tracking issue. A ✅
+# is a component whose checks all passed in this run; a skip is shown as skipped with its reason.
+# Re-running the cell after the parameters refreshes everything below.

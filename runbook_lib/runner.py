@@ -50,6 +50,9 @@ def run(
     echo=print,
 ) -> RunOutcome:
     params = load_params(params_file, overrides)            # 1. validate: exit 2 before any kernel
+    from .preflight import check_run
+
+    check_run(params, phases)                               #    and refuse what the run cannot honour
     root = Path(out).resolve()  # the kernels run in notebooks/, so every path we hand them is absolute
     run_dir = report.new_run_dir(root, params.target.name)  # 2. a fresh folder, INCOMPLETE until the end
     _update_index(root, run_dir)
@@ -66,6 +69,9 @@ def run(
                                         phases_done=outcome.phases_done)
                     _execute(phase, run_dir, effective_file, progress=progress)
                     outcome.phases_done.append(phase)
+                    from .story import phase_line
+
+                    echo(phase_line(run_dir, phase))                                # what it found
             outcome.state = "COMPLETE"
         except RunbookError as exc:
             outcome.error = redact.text(str(exc))

@@ -63,10 +63,19 @@ def banner(status: PhaseStatus, *, target: dict[str, Any], evidence_now: str | N
     checks = " · ".join(f"{ICONS[s]} {n} {STATUS_WORDS[s]}" for s, n in counts.items() if n)
     return (f'{CSS}<div class="rb"><div class="banner" style="background:{colour}">'
             f'<div style="font-size:.9em">{title}</div><h2>{_e(status.status)}</h2>'
-            f'<div>{_e(status.line.split(": ", 1)[-1])}</div>'
+            f'<div>{_e(_detail(status))}</div>'
             + (f'<div style="margin-top:.3em">checks: {checks}</div>' if checks else "")
             + f'<div style="margin-top:.3em;font-size:.9em">{" · ".join(facts)}</div>'
             f'<div style="margin-top:.4em;font-size:.9em">{nav()}</div></div></div>')
+
+
+def _detail(status: PhaseStatus) -> str:
+    """The phase line without its "phase: STATUS" head (the banner shows those in large)."""
+    rest = status.line.split(": ", 1)[-1]
+    for head in (status.status + ", ", status.status + ": ", status.status):
+        if rest.startswith(head):
+            return rest[len(head):]
+    return rest
 
 
 def todo(faults: list[dict], fixes: dict[str, list[str]], records: dict[str, dict], *, healthy: bool,
