@@ -132,8 +132,17 @@ class Phase:
             self.diagnosis_plan = self.plan((results, ev))  # the fix for each root cause, shown now
         self.finish(results, quiet=True,
                     **({"plan": self.diagnosis_plan.model_dump(mode="json")} if self.diagnosis_plan else {}))
+        self._save_key_plot()
         self.banner()
         self.refresh()
+
+    def _save_key_plot(self) -> None:
+        """The plot the issue comment shows (plots/<phase>-db_latency.png in the report folder)."""
+        from .render.plots import db_latency
+
+        folder = self.report_dir / "plots"
+        folder.mkdir(parents=True, exist_ok=True)
+        db_latency(self.evidence, self.params).savefig(folder / f"{self.name}-db_latency.png", dpi=90)
 
     def remediate(self) -> None:
         """Phase 2 in one call: phase 1's results, the plan, apply (or dry run), re-verify, record; then the banner."""

@@ -261,6 +261,21 @@ def absolute_links(text: str, base_url: str) -> str:
     return _LINK.sub(lambda m: m.group(1) + urljoin(base, m.group(2)) + m.group(3), text)
 
 
+KEY_PLOTS = ("validate-db_latency.png", "diagnose-db_latency.png")
+
+
+def for_comment(summary: str, report_url: str | None, run_dir: Path) -> str:
+    """The summary as posted on the issue: when the report is published as a folder (a URL ending
+    in "/", e.g. GitHub Pages), links become absolute and the key plot is shown inline."""
+    if not report_url or not report_url.endswith("/"):
+        return summary
+    text = absolute_links(summary, report_url)
+    plot = next((p for p in KEY_PLOTS if (run_dir / "plots" / p).exists()), None)
+    if plot:
+        text = text.rstrip("\n") + f"\n\n![database connections against the threshold]({report_url}plots/{plot})\n"
+    return text
+
+
 def write_summary(report_dir: Path, doc: dict[str, Any], params: Params) -> Path:
     path = report_dir / "summary.md"
     text = build_summary(doc, params)
