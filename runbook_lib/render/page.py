@@ -105,7 +105,8 @@ def _check(r: CheckResult, *, open_: bool) -> str:
     rows = [("status", f"{ICONS[r.status.value]} {r.status.value} ({r.severity.value})"), ("observed", r.observed),
             ("expected", r.expected), ("why", r.reason)]
     kv = "".join(f"<div>{k}</div><div>{_e(v)}</div>" for k, v in rows if v)
-    fix = f"<div>fix</div><div>{_pre(r.remediation)}</div>" if r.remediation and r.status is not Status.PASS else ""
+    fix = (f"<div>fix</div><div>{_pre(r.remediation.replace(chr(96), ''))}</div>"  # Markdown backticks: plain here
+           if r.remediation and r.status is not Status.PASS else "")
     ev = f"<div>evidence</div><div>{_e(', '.join(r.evidence))}</div>" if r.evidence else ""
     return (f'<details{" open" if open_ else ""} style="background:{COLOURS[r.status.value]}">'
             f'<summary>{ICONS[r.status.value]} <code>{_e(r.id)}</code> {_e(r.title)}</summary>'
