@@ -35,3 +35,33 @@ def check_run(params: Params, phases: Sequence[str]) -> None:
         raise RemediationError(
             f"refused: remediation.confirm={r.confirm!r} is not a plan id (12 hex digits): "
             "run `runbook plan` (a dry run) and confirm the id it prints")
+
+
+def check_plan(run_dir, params: Params) -> None:
+    """Before phase 2's kernel: the plan phase 2 will build (from phase 1's recorded results and
+    evidence, exactly as ``Phase.diagnosis`` reads them) must have the id that was confirmed.
+
+    A mismatch (the environment changed since the dry run) is refused here in one line, instead
+    of as a traceback inside the remediation notebook. Without phase 1 results in this report
+    folder, phase 2 diagnoses by itself and checks the id there, before sending anything.
+    """
+    from pathlib import Path
+
+    from .evidence import Evidence
+    from .remediate import build_plan
+    from .report import read_phase
+    from .results import CheckResult, ResultSet
+
+    if not params.remediation.apply:
+        return
+    recorded = read_phase(Path(run_dir), "diagnose")
+    folder = Path(run_dir) / "evidence" / "diagnose"
+    if recorded is None or not (folder / "manifest.json").exists():
+        return
+    results = ResultSet(results=[CheckResult.model_validate(r) for r in recorded["results"]])
+    plan = build_plan(results, Evidence.load(folder), params)
+    if plan.id != params.remediation.confirm:
+        raise RemediationError(
+            f"refused before phase 2: remediation.confirm is {params.remediation.confirm!r} but the plan for what phase 1 "
+            f"found now has id {plan.id!r} (the environment changed since the dry run): review the plan in "
+            f"01_diagnose.html or `runbook plan`, then confirm its id")

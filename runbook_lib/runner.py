@@ -67,6 +67,10 @@ def run(
                     echo(f"Phase {i} of {len(phases)}: {phase} ({report.NOTEBOOKS[phase]}.ipynb)")
                     report.write_status(run_dir, "INCOMPLETE", reason=f"running phase {phase}",
                                         phases_done=outcome.phases_done)
+                    if phase == "remediate":
+                        from .preflight import check_plan
+
+                        check_plan(run_dir, effective)                               # confirmed id?
                     _execute(phase, run_dir, effective_file, progress=progress)
                     outcome.phases_done.append(phase)
                     from .story import phase_line

@@ -77,7 +77,9 @@ def build_summary(doc: dict[str, Any], params: Params, *, links: bool = True, ba
         out.append("")
 
     if st.status == "UNHEALTHY":
-        out += _root_causes(final, _plan_of(phases), records)
+        audit = ((phases.get("remediate") or {}).get("apply_report") or {}).get("audit", [])
+        done = {e["action"] for e in audit if e.get("outcome") in ("applied", "unchanged")}
+        out += _root_causes(final, _plan_of(phases), records, done)
     if st.open_items and st.status != "UNHEALTHY":  # unhealthy: the root causes say what to do
         out += [f"### Open items ({len(st.open_items)})", ""]
         for i, item in enumerate(st.open_items, 1):
@@ -167,9 +169,11 @@ def _plan_of(phases: dict) -> dict | None:
     return None
 
 
-def fixes_for(checks: list[str], plan: dict | None, records: dict[str, dict]) -> list[str]:
-    """One fix for a root cause: the plan's actions that answer its checks, else the first remediation."""
-    actions = [a for a in (plan or {}).get("actions", []) if set(a.get("answers", [])) & set(checks)]
+def fixes_for(checks: list[str], plan: dict | None, records: dict[str, dict], done: set[str] = frozenset()) -> list[str]:
+    """One fix for a root cause: the plan's actions that answer its checks (and were not already
+    applied: those did not fix it), else the first failing check's own remediation."""
+    actions = [a for a in (plan or {}).get("actions", [])
+               if set(a.get("answers", [])) & set(checks) and a["id"] not in done]
     if actions:
         return [_action_fix(a) for a in actions]
     first = next((records[c]["remediation"] for c in checks if records.get(c, {}).get("remediation")), "")
@@ -182,7 +186,7 @@ def _action_fix(a: dict) -> str:
     return " && ".join(c["gcloud"] for c in a.get("calls", []) if c.get("gcloud")) or a.get("title", a["id"])
 
 
-def _root_causes(final: dict, plan: dict | None, records: dict[str, dict]) -> list[str]:
+def _root_causes(final: dict, plan: dict | None, records: dict[str, dict], done: set[str]) -> list[str]:
     faults = final.get("faults", [])
     if not faults:
         return []
@@ -192,7 +196,7 @@ def _root_causes(final: dict, plan: dict | None, records: dict[str, dict]) -> li
         extra = f" (+{len(f['checks']) - 1} more failing checks)" if len(f["checks"]) > 1 else ""
         out.append(f"{i}. **{f['component']}** ({f['severity']}): {why}{extra}"
                    + (f"; also explains {len(f['symptoms'])} symptoms elsewhere" if f.get("symptoms") else ""))
-        for fix in fixes_for(f["checks"], plan, records):
+        for fix in fixes_for(f["checks"], plan, records, done):
             out.append(f"   - Fix: {_how(fix)}")
     return out + [""]
 
