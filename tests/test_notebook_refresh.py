@@ -25,14 +25,15 @@ def test_rerunning_the_phase_cell_refreshes_the_views_below(tmp_path):
         f"import runbook_lib as rb\nphase = rb.Phase('diagnose', {str(REPLAY)!r}, {{}}, {str(tmp_path)!r})\nphase.run()",
         "phase.show('connector')",
         # what a person does: change overrides and re-run the phase cell (here: a copy of it, run later)
-        f"phase = rb.Phase('diagnose', {str(REPLAY)!r}, {{'connector.min_instances': 1, 'connector.max_instances': 3, "
+        f"phase = rb.Phase('diagnose', {str(REPLAY)!r}, {{'connector.max_instances': 3, "
         f"'cloudsql.probe_samples': 3}}, {str(tmp_path)!r})\nphase.run()",
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     NotebookClient(nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
     shown = text_of(nb.cells[1])
     assert "connector.instances" in shown
-    # after the re-run the section below shows the new evaluation: min 1 / max 3 is what was asked for
-    assert "min &gt;= 1, max &gt;= 3" in shown or "min >= 1, max >= 3" in shown, shown[:3000]
+    # after the re-run the section below shows the new evaluation: max 3 is what is asked for now
+    assert "max &gt;= 3" in shown or "max >= 3" in shown, shown[:3000]
+    assert "max &gt;= 10" not in shown and "max >= 10" not in shown
     # and the sampling override on replay says it has no effect
     assert "has no effect on a replay target" in text_of(nb.cells[2])
