@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    # platformdirs warns when $XDG_RUNTIME_DIR is set but unusable (not private, missing parent) and
+    # then falls back to the platform default by itself: noise for someone reading `runbook check`
+    warnings.filterwarnings("ignore", message=r"XDG_RUNTIME_DIR ")
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -76,7 +76,7 @@ class Phase:
         samples = run_sync(self.env.probe(key, self.evidence))
         from .render.tables import probe_frame
 
-        return probe_frame(samples)
+        return probe_frame(samples).style.hide(axis="index")  # no 0..N index column
 
     # -- judge ------------------------------------------------------------------------------
     def evaluate(self, evidence: Evidence | None = None) -> ResultSet:

@@ -121,8 +121,10 @@ def _execute(phase: str, run_dir: Path, params_file: Path, *, progress: bool) ->
             log_output=True,
             request_save_on_cell_execute=True,
             execution_timeout=900,
-            # the kernel talks to us over loopback only; its "TCP without encryption" notice is noise here
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            # the kernel talks to us over loopback only; its "TCP without encryption" notice is noise here,
+            # and so is "KeyboardInterrupt caught in kernel": jupyter_client interrupts the kernel as the
+            # first step of every shutdown. Cell errors and dead kernels are reported by papermill.
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
         )
     except PapermillExecutionError as exc:
         raise RunError(

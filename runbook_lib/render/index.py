@@ -28,7 +28,10 @@ def runs(root: Path) -> list[dict]:
         state = status.get("state", "INCOMPLETE")
         # the run status the results model recorded (COMPLETE / HEALTHY with open items / UNHEALTHY)
         shown = ((decided or {}).get("status") or (verdict or {}).get("status", state)) if state == "COMPLETE" else state
-        out.append({"dir": d.name, "state": state, "shown": shown, "line": (verdict or {}).get("line", status.get("reason", "")),
+        line = (verdict or {}).get("line", status.get("reason", ""))
+        if decided and state == "COMPLETE" and decided.get("headline"):
+            line = f"{decided['headline']}; {line}"
+        out.append({"dir": d.name, "state": state, "shown": shown, "line": line,
                     "started": status.get("started_at", ""), "phases": status.get("phases_done", []),
                     "files": sorted(p.name for p in d.glob("*.html"))})
     return out

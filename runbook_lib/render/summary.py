@@ -84,7 +84,8 @@ def build_summary(doc: dict[str, Any], params: Params, *, links: bool = True, ba
         out += [f"### Open items ({len(st.open_items)})", ""]
         for i, item in enumerate(st.open_items, 1):
             fixes = f" (fixes {', '.join(f'`{c}`' for c in item.checks)})" if item.checks and item.checks != [item.id] else ""
-            out.append(f"{i}. **{_kind_word(item.kind)}** `{item.id}`: {item.text}{fixes}" + (f"<br>\n   How: {_how(item.how)}" if item.how else ""))
+            out.append(f"{i}. **{_kind_word(item.kind)}** `{item.id}`: {item.text}{fixes}" + (f"<br>\n   How: {_how(('manual: ' if item.kind == 'manual' else '') + item.how).removeprefix('Manual: ')}"
+                  if item.how else ""))
         out.append("")
     if st.skipped_checks:
         out += [f"<details><summary>Skipped checks ({len(st.skipped_checks)}): not verified by this run, with why</summary>", ""]
