@@ -54,7 +54,8 @@ def plan(params_file: str, overrides: Sequence[str], *, id_only: bool = False, a
     """A dry run: diagnose, build the plan, print it (never applies)."""
     from .remediate import build_plan
 
-    print("Dry run: diagnosing the target to build the remediation plan (nothing is changed)...",
+    target = load_params(params_file, overrides).target   # bad parameters: one line, before announcing anything
+    print(f"Dry run: diagnosing {target.mode} target '{target.name}' to build the remediation plan (nothing is changed)...",
           file=sys.stderr, flush=True)
     params, ev, results = diagnose(params_file, overrides)
     p = build_plan(results, ev, params)

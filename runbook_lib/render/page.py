@@ -184,6 +184,9 @@ def audit_view(report) -> str:
     for e in report.audit:
         diff = []
         for b, a in zip(e.before or [None] * len(e.after), e.after):
+            if isinstance(b, dict) and b.get("absent"):  # a read that found nothing: the action created it
+                diff.append("(did not exist) -> created")
+                b = {}
             diff += changes(b, a)
         rows = [("outcome", _e(e.outcome)), ("at", _e(e.at))]
         if e.requests:
