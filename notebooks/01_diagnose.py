@@ -94,6 +94,9 @@ phase.plot("db_latency")
 # %%
 phase.show("certificates")
 
+# %%
+phase.served_certificates()
+
 # %% [markdown]
 # ## Load balancer — high
 #
@@ -143,6 +146,15 @@ phase.show("cloud_run")
 phase.plot("monitoring", panels=["monitoring.sql_backends", "monitoring.lb_latency_p95", "monitoring.run_latency_p95"])
 
 # %% [markdown]
+# ## Other checks
+#
+# Components that have no section of their own in this notebook (yet), so that no result is left
+# out of the page.
+
+# %%
+phase.show_others()
+
+# %% [markdown]
 # ## Evidence
 #
 # Every API response, probe sample and metric series of this phase, redacted, in the report
@@ -156,7 +168,7 @@ phase.evidence_links()
 #
 # After a fix, or to watch a flapping dependency, run a single probe again without gathering
 # everything: set `probe_key` to any key of `phase.evidence.probes` (`postgres.connect`,
-# `tls.api-staging.netrasystems.ai`, `http.api-staging.netrasystems.ai/health`…) and re-run the
+# `tls.api-staging.netrasystems.ai`, `http.api-staging.netrasystems.ai/health`, or any key listed under Evidence above) and re-run the
 # cell. A replay target shows what was recorded instead.
 
 # %%

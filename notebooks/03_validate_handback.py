@@ -82,6 +82,15 @@ phase.show("secrets")
 phase.show("cloud_run")
 
 # %% [markdown]
+# ## Other checks
+#
+# Components that have no section of their own in this notebook (yet), so that no result is left
+# out of the page.
+
+# %%
+phase.show_others()
+
+# %% [markdown]
 # ## Evidence
 
 # %%

@@ -183,6 +183,14 @@ class Phase:
     def evidence_links(self) -> None:
         self._view("evidence_links")
 
+    def show_others(self) -> None:
+        """Components no section above showed (checks added since the notebook was written)."""
+        self._view("others")
+
+    def served_certificates(self) -> None:
+        """What each domain's TLS endpoint actually presented."""
+        self._view("served_certificates")
+
     def print_verdict(self) -> None:
         """The incident health check's line (checked by nbval)."""
         print(self.results.verdict.line if self.results is not None else "no results: run the phase cell first")
@@ -226,6 +234,16 @@ class Phase:
             if not args[0]:
                 return HTML(page.verification(self.results))
             return HTML(page.component_section(self.results, args[0]))
+        if view == "others":
+            shown = {a[0] for v, a, _ in _VIEWS.get(self.name, {}).values() if v == "show" and a}
+            rest = [r for r in self.results if r.component not in shown]
+            if not rest:
+                return HTML("<p>Every component's checks are shown above.</p>")
+            return HTML(page.verification(rest))
+        if view == "served_certificates":
+            from .render.tables import served_certificates
+
+            return served_certificates(self.evidence).style.hide(axis="index")
         if view == "plan_view":
             return HTML(page.plan_view(self.remediation_plan))
         if view == "audit_view":
