@@ -33,6 +33,7 @@ def check(params_file: str, overrides: Sequence[str], *, detailed: bool, as_json
     verdict = results.verdict
     if as_json:
         print(json.dumps({"verdict": {**verdict.model_dump(), "line": verdict.line},
+                          "components": [c.model_dump(mode="json") for c in component_statuses(results)],
                           "results": results.to_records()}, indent=2))
         return verdict.exit_code
     print(f"Target {params.target.name} ({params.target.mode}), gathered in {ev.meta.elapsed_s:.1f} s")
