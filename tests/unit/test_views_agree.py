@@ -194,3 +194,18 @@ def test_a_skip_is_never_shown_as_broken(recorded):
     golden = next(c for c in st.phases["validate"].components if c.component == "golden_path")
     assert golden.status is Status.PASS and golden.skipped  # passes, with its skip listed
     assert st.status == "COMPLETE" and not st.open_items
+
+
+def test_the_issue_comment_links_the_published_report_and_shows_the_key_plot(recorded, tmp_path):
+    from runbook_lib.render.summary import for_comment
+
+    params = recorded[0]
+    run_dir, doc = report_folder(tmp_path, "x", cases(recorded)["complete"])
+    (run_dir / "plots").mkdir()
+    (run_dir / "plots" / "validate-db_latency.png").write_bytes(b"\x89PNG")
+    text = build_summary(doc, params)
+    url = f"https://o.github.io/r/runs/{run_dir.name}/"
+    posted = for_comment(text, url, run_dir)
+    assert f"![database connections against the threshold]({url}plots/validate-db_latency.png)" in posted
+    assert f"]({url}01_diagnose.html)" in posted
+    assert for_comment(text, "https://github.com/o/r/actions/runs/1/artifacts/2", run_dir) == text  # not a folder
