@@ -20,9 +20,7 @@
 # five agent events in order (`agent_started`, `agent_thinking`, `tool_executing`,
 # `tool_completed`, `agent_completed`), read the saved history back, and hold API latency under
 # 5 s with an error rate under 1 % over N requests.
-#
-# **Hand-back:** the summary below is the success declaration posted on the tracking issue
-# (`runbook attach`). Each ✅ is backed by passing checks of this run; anything else is ❌ with why.
+
 
 # %% tags=["parameters"]
 params_file = "../parameters/replay.yaml"
@@ -33,43 +31,80 @@ report_dir = None
 import runbook_lib as rb
 
 phase = rb.Phase("validate", params_file, overrides, report_dir)
-
-# %% [markdown]
-# ## 1. Every check again, and the golden path
-
-# %%
-evidence = phase.gather(golden_path=True)
-results = phase.evaluate(evidence)
-rb.tables.component_summary(results)
-
-# %% [markdown]
-# ## 2. Golden path
-#
-# **If it fails:** a login refused with a list of secrets means Secret Manager is incomplete; a
-# WebSocket cut before `agent_completed` means the backend service timeout is too short; a timeout
-# on login or history means the database path (connector, Cloud SQL) is still broken. The waterfall
-# shows where the time went.
-
-# %%
-rb.show(results, "golden_path")
-
-# %%
-rb.plots.golden_waterfall(rb.golden_steps(evidence), time_scale=evidence.meta.time_scale)
-
-# %% [markdown]
-# ## 3. Infrastructure, re-checked
-
-# %%
-rb.show(results, problems_only=True)
-
-# %%
-rb.plots.db_latency(evidence, phase.params)
-
-# %% [markdown]
-# ## 4. Verdict and success declaration
+phase.run(golden_path=True)
 
 # %% tags=["nbval-check-output"]
-verdict = phase.finish(results)
+phase.print_verdict()
+
+# %% [markdown]
+# ## What to do now
+
+# %%
+phase.what_to_do()
+
+# %% [markdown]
+# ## Golden path
+#
+# **If it fails:** a login refused with a list of secrets means Secret Manager is incomplete; a
+# WebSocket cut before `agent_completed` means a timeout on the path is too short (the Cloud Run
+# request timeout, or the backend service timeout for instance groups); a timeout on login or
+# history means the database path (connector, Cloud SQL) is still broken. The waterfall shows
+# where the time went.
+
+# %%
+phase.show("golden_path")
+
+# %%
+phase.plot("golden_waterfall")
+
+# %% [markdown]
+# ## Infrastructure, re-checked
+
+# %%
+phase.show("connector")
+
+# %%
+phase.show("cloudsql")
+
+# %%
+phase.plot("db_latency")
+
+# %%
+phase.show("certificates")
+
+# %%
+phase.show("load_balancer")
+
+# %%
+phase.show("secrets")
+
+# %%
+phase.show("cloud_run")
+
+# %% [markdown]
+# ## Other checks
+#
+# Components that have no section of their own in this notebook (yet), so that no result is left
+# out of the page.
+
+# %%
+phase.show_others()
+
+# %% [markdown]
+# ## Evidence
+
+# %%
+phase.evidence_links()
+
+# %% [markdown]
+# ## The hand-back (summary.md)
 
 # %%
 rb.summary_markdown(phase)
+
+# %% [markdown]
+# ## How to use this notebook
+#
+# **Hand-back:** the summary at the end is what `runbook attach` posts on the tracking issue. A ✅
+# is a component whose checks all passed in this run; a skip is shown as skipped with its reason.
+# Re-running the cell after the parameters refreshes everything below.

@@ -92,7 +92,9 @@ def attach(
     wanted = handback.labels_when_healthy if report.healthy else handback.labels_when_unhealthy
     add, remove = _label_moves(wanted)
     marker = report_marker(issue, report.params.target.name)
-    body = comment_body(marker, report.summary, report_url)
+    from .render.summary import for_comment
+
+    body = comment_body(marker, for_comment(report.summary, report_url, Path(run_dir)), report_url)
     urls = _Urls(_api_base(api_url), repo, issue)
 
     if dry_run:

@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", help="diagnose and print the remediation plan and its id (never applies)")
     params_args(plan)
     plan.add_argument("--id-only", action="store_true", help="print only the plan id (for scripts)")
+    plan.add_argument("--json", action="store_true", help="the plan as JSON on stdout (for machines)")
 
     params = sub.add_parser("params", help="validate a parameters file and print the effective values")
     params_args(params)
@@ -93,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    # platformdirs warns when $XDG_RUNTIME_DIR is set but unusable (not private, missing parent) and
+    # then falls back to the platform default by itself: noise for someone reading `runbook check`
+    warnings.filterwarnings("ignore", message=r"XDG_RUNTIME_DIR ")
     args = build_parser().parse_args(argv)
     terminated = _terminate_like_interrupt()
     try:
@@ -131,13 +137,20 @@ def cmd_run(args) -> int:
     from .report import PHASES, PHASE_NUMBERS
     from .runner import run
 
+    from .story import closing_lines
+
     phases = PHASES if args.phase == "all" else (PHASE_NUMBERS[args.phase],)
+    # a progress bar is for a terminal; in CI logs (not a TTY) the per-phase lines are the progress
+    progress = not args.no_progress and sys.stderr.isatty()
     outcome = run(args.params, phases=phases, overrides=args.overrides, out=args.out,
-                  progress=not args.no_progress, echo=lambda s: print(s, file=sys.stderr, flush=True))
+                  progress=progress, echo=lambda s: print(s, file=sys.stderr, flush=True))
     print(f"Report: {outcome.run_dir}")
     if outcome.error:
         _error_line(f"runbook: INCOMPLETE: {outcome.error}")
-    print(outcome.verdict_line or "Overall Status: UNKNOWN (no verdict recorded)")
+    print(outcome.verdict_line or "Overall Status: UNKNOWN (no verdict recorded)", flush=True)
+    # stdout ends with the verdict line (scripts read it); a person reads on from these two
+    for line in closing_lines(outcome.run_dir, outcome.phases_done):
+        print(line, file=sys.stderr, flush=True)
     return outcome.exit_code
 
 
@@ -150,7 +163,7 @@ def cmd_check(args) -> int:
 def cmd_plan(args) -> int:
     from .headless import plan
 
-    return plan(args.params, args.overrides, id_only=args.id_only)
+    return plan(args.params, args.overrides, id_only=args.id_only, as_json=args.json)
 
 
 def cmd_params(args) -> int:

@@ -216,6 +216,9 @@ def atomic_write_json(path: Path, obj: Any) -> bytes:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
+REPORT_FILE_MODE = 0o644
+
+
 def atomic_write_text(path: Path, content: str) -> bytes:
     """Write-then-rename, redacted: a reader never sees half a file, even if we are killed
     mid-write or the disk fills up (the old file stays). Returns the bytes written."""
@@ -223,6 +226,9 @@ def atomic_write_text(path: Path, content: str) -> bytes:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes 0600 files; reports hold no secrets (by design) and a web server running as
+        # another user must be able to serve them, like the notebooks papermill writes (0644)
+        os.fchmod(fd, REPORT_FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .evidence import atomic_write_json
-from .results import SCHEMA_VERSION
+from .results import SCHEMA_VERSION, run_status
 
 PHASES = ("diagnose", "remediate", "validate")
 NOTEBOOKS = {"diagnose": "01_diagnose", "remediate": "02_remediate", "validate": "03_validate_handback"}
@@ -88,6 +88,8 @@ def merge_results(report_dir: Path, target: dict[str, Any]) -> dict[str, Any]:
         "run": {k: v for k, v in read_status(report_dir).items() if k != "verdict"},
         "phases": phases,
         "verdict": final_verdict(phases),
+        # decided once by the results model; every view (HTML, summary, terminal, index) renders it
+        "status": run_status(phases).model_dump(mode="json"),
     }
     atomic_write_json(report_dir / "results.json", doc)
     return doc

@@ -61,6 +61,9 @@ def run(
     echo=print,
 ) -> RunOutcome:
     params = load_params(params_file, overrides)            # 1. validate: exit 2 before any kernel
+    from .preflight import check_run
+
+    check_run(params, phases)                               #    and refuse what the run cannot honour
     root = Path(out).resolve()  # the kernels run in notebooks/, so every path we hand them is absolute
     check_out(root, label=str(out))                          #    and --out: a writable folder with room
     run_dir = report.new_run_dir(root, params.target.name)  # 2. a fresh folder, INCOMPLETE until the end
@@ -78,8 +81,15 @@ def run(
                     echo(f"Phase {i} of {len(phases)}: {phase} ({report.NOTEBOOKS[phase]}.ipynb)")
                     report.write_status(run_dir, "INCOMPLETE", reason=f"running phase {phase}",
                                         phases_done=outcome.phases_done)
+                    if phase == "remediate":
+                        from .preflight import check_plan
+
+                        check_plan(run_dir, effective)                               # confirmed id?
                     _execute(phase, run_dir, effective_file, progress=progress, env=kernel_env)
                     outcome.phases_done.append(phase)
+                    from .story import phase_line
+
+                    echo(phase_line(run_dir, phase))                                # what it found
             outcome.state = "COMPLETE"
         except RunbookError as exc:
             outcome.error = redact.text(str(exc))
@@ -224,8 +234,10 @@ def _execute(phase: str, run_dir: Path, params_file: Path, *, progress: bool,
                 log_output=True,
                 request_save_on_cell_execute=True,
                 execution_timeout=900,
-                # the kernel talks to us over loopback only; its "TCP without encryption" notice is noise here
-                extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                # the kernel talks to us over loopback only; its "TCP without encryption" notice is noise
+                # here, and so is "KeyboardInterrupt caught in kernel": jupyter_client interrupts the kernel
+                # as the first step of every shutdown. Cell errors and dead kernels are reported by papermill.
+                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
             )
     except PapermillExecutionError as exc:
         raise RunError(

@@ -88,3 +88,29 @@ def test_relative_out_folder_works_from_the_repository_root(tmp_path):
                    cwd=work)
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert (work / "reports" / "latest" / "results.json").exists()
+
+
+def test_reports_are_self_contained_and_servable(replay_run):
+    """No script or stylesheet from the network; files 0644 and folders 0755 (a web server can serve them)."""
+    import re
+    import stat
+
+    proc, out = replay_run
+    run_dir = Path(proc.stdout.splitlines()[0].removeprefix("Report: "))
+    for page in run_dir.glob("*.html"):
+        text = page.read_text()
+        assert not re.search(r"""<(script|link|img|iframe)[^>]+(src|href)=["']?(https?:)?//""", text), page.name
+        assert "@import" not in text
+    for path in run_dir.rglob("*"):
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o755 if path.is_dir() else 0o644), f"{path.relative_to(run_dir)}: {oct(mode)}"
+
+
+def test_terminal_tells_the_story(replay_run):
+    proc, out = replay_run
+    assert "-> diagnose: UNHEALTHY, 9 critical" in proc.stderr and "root causes connector" in proc.stderr
+    assert "-> remediate: DRY RUN" in proc.stderr
+    tail = proc.stderr.strip().splitlines()[-2:]
+    assert tail[0].startswith("Summary: ") and tail[0].endswith("summary.md")
+    assert tail[1].startswith("Report page: ") and tail[1].endswith("03_validate_handback.html")
+    assert "\r" not in proc.stderr                # no progress bar joined by carriage returns in logs

@@ -10,7 +10,7 @@ from ..report import read_status
 
 CSS = """body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}
 td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}
-.HEALTHY{color:#137333;font-weight:600}.UNHEALTHY{color:#c5221f;font-weight:600}
+.COMPLETE,.HEALTHY{color:#137333;font-weight:600}.UNHEALTHY{color:#c5221f;font-weight:600}
 .INCOMPLETE,.FAILED{color:#b06000;font-weight:600}"""
 
 
@@ -29,14 +29,19 @@ def runs(root: Path) -> list[dict]:
 
 def _run_row(d: Path) -> dict:
     status = read_status(d)
-    verdict = None
+    verdict, decided = None, None
     try:
-        verdict = json.loads((d / "results.json").read_text()).get("verdict")
+        doc = json.loads((d / "results.json").read_text())
+        verdict, decided = doc.get("verdict"), doc.get("status")
     except (OSError, ValueError):
         pass
     state = status.get("state", "INCOMPLETE")
-    shown = verdict["status"] if (verdict and state == "COMPLETE") else state
-    return {"dir": d.name, "state": state, "shown": str(shown), "line": str((verdict or {}).get("line", status.get("reason", ""))),
+    # the run status the results model recorded (COMPLETE / HEALTHY with open items / UNHEALTHY)
+    shown = ((decided or {}).get("status") or (verdict or {}).get("status", state)) if state == "COMPLETE" else state
+    line = str((verdict or {}).get("line", status.get("reason", "")))
+    if decided and state == "COMPLETE" and decided.get("headline"):
+        line = f"{decided['headline']}; {line}"
+    return {"dir": d.name, "state": state, "shown": str(shown), "line": line,
             "started": str(status.get("started_at", "")), "phases": [str(p) for p in status.get("phases_done", [])],
             "files": sorted(p.name for p in d.glob("*.html"))}
 

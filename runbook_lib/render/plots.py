@@ -112,30 +112,47 @@ MONITORING_PANELS = [
 ]
 
 
-def monitoring(ev: Evidence, params: Params) -> Figure:
-    """Cloud Monitoring series: connector instances, database connections, latency percentiles."""
+def monitoring(ev: Evidence, params: Params, panels: list[str] | None = None) -> Figure:
+    """Cloud Monitoring series: connector instances, database connections, latency percentiles.
+
+    ``panels`` picks some of MONITORING_PANELS (by key) to sit next to the checks they explain.
+    The connector panel draws the max the connector is configured with (what it is pinned at when
+    saturated) as well as the max the parameters require. An empty panel says why.
+    """
+    import textwrap
     from datetime import timedelta
 
     import matplotlib.dates as mdates
 
-    span = timedelta(minutes=params.monitoring.lookback_minutes)
+    chosen = [p for p in MONITORING_PANELS if panels is None or p[0] in panels]
+    minutes = params.monitoring.lookback_minutes
+    span = timedelta(minutes=minutes)
     window = (ev.now - span, ev.now + span / 20)
-    fig = Figure(figsize=(11, 5.4), layout="constrained")
-    axes = fig.subplots(2, 2).ravel()
-    fig.suptitle(f"Cloud Monitoring, last {params.monitoring.lookback_minutes} min", fontsize=10)
-    for ax, (key, title) in zip(axes, MONITORING_PANELS):
+    rows, cols = ((len(chosen) + 1) // 2, 2) if len(chosen) > 1 else (1, 1)
+    fig = Figure(figsize=(11 if cols == 2 else 7, 2.7 * rows + 0.4), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    fig.suptitle(f"Cloud Monitoring, the {minutes} min before {ev.now:%Y-%m-%d %H:%M} UTC "
+                 f"(monitoring.lookback_minutes)", fontsize=10)
+    for ax in axes[len(chosen):]:
+        ax.set_visible(False)
+    for ax, (key, title) in zip(axes, chosen):
         ax.set_title(title, fontsize=9)
         keys = [key]
         if key == "monitoring.lb_latency_p95":
             keys = ["monitoring.lb_latency_p50", key, "monitoring.lb_latency_p99"]
         drawn = False
-        problems = []
+        why = []
         for k in keys:
             rec = ev.metrics.get(k)
             if rec is None:
+                why.append("not queried in this phase (monitoring.enabled is off, or the target has no monitoring)")
                 continue
             if not rec.ok:
-                problems.append(rec.error.message if rec.error else "query failed")
+                why.append("the query failed: " + (rec.error.message if rec.error else "no reason recorded"))
+                continue
+            if not rec.series:
+                why.append(f"metric not published: no time series of {rec.metric_type} in the window "
+                           "(a new or idle resource reports none)")
                 continue
             for s in rec.series:
                 if not s.points:
@@ -143,21 +160,37 @@ def monitoring(ev: Evidence, params: Params) -> Figure:
                 pts = sorted(s.points, key=lambda p: p.t)
                 names = [v for lk, v in s.labels.items() if lk not in ("project_id", "location", "region", "zone")]
                 label = k.rsplit("_", 1)[-1] if len(keys) > 1 else ", ".join(names)
-                ax.plot([p.t for p in pts], [p.v for p in pts], marker=".", label=label[:30])
+                ax.plot([p.t for p in pts], [p.v for p in pts], marker=".", label=label)
                 drawn = True
+            if not drawn:
+                why.append(f"no data points of {rec.metric_type} in the window")
         if key == "monitoring.connector_instances" and drawn:
-            ax.axhline(params.connector.max_instances, color="#c5221f", linestyle="--",
-                       label=f"required max ({params.connector.max_instances})")
-            ax.set_ylim(bottom=0)
+            configured = _configured_max(ev)
+            required = params.connector.max_instances
+            if configured is not None and configured != required:
+                ax.axhline(configured, color="#e37400", linestyle="-", linewidth=2,
+                           label=f"configured max ({configured}): the ceiling it is pinned at")
+            ax.axhline(required, color="#c5221f", linestyle="--",
+                       label=f"required max ({required})" + (" = configured" if configured == required else ""))
+            ax.set_ylim(bottom=0, top=max(required, configured or 0) * 1.15)
         if drawn:
             ax.set_xlim(*window)
             ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
             ax.legend(fontsize=7)
             ax.tick_params(axis="x", labelsize=7)
         else:
-            _note(ax, f"no points in the last {params.monitoring.lookback_minutes} min"
-                  + (f":\n{problems[0][:120]}" if problems else "\n(a new or idle resource reports none)"))
+            text = "\n".join(textwrap.wrap(why[0] if why else "no data", 60))
+            _note(ax, f"empty: {text}")
     return fig
+
+
+def _configured_max(ev: Evidence) -> int | None:
+    """The connector's own maxInstances, as the API returned it (None when it was not read)."""
+    rec = ev.api.get("vpcaccess.connector")
+    if rec is None or not rec.ok or not isinstance(rec.body, dict):
+        return None
+    value = rec.body.get("maxInstances")
+    return int(value) if value is not None else None
 
 
 def golden_waterfall(steps: list[dict], *, time_scale: float = 1.0) -> Figure:

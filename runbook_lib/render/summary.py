@@ -1,135 +1,291 @@
-"""summary.md: the success declaration posted on the tracking issue.
+"""summary.md: the hand-back posted on the tracking issue (and the CI job page).
 
-Every ✅ is backed by passing checks of *this* run (their ids are listed); anything else is ❌
-with the reason. Nothing is claimed without evidence: a component whose checks did not run is ❌.
+It renders the run status the results model decided (``results.run_status``): it never judges a
+check itself. Written for GitHub comments, job summaries and plain Markdown viewers alike: every
+line is a list item or a paragraph of its own (no reliance on single newlines), details sit in
+``<details>`` blocks with a blank line after ``<summary>``, and it stays far below GitHub's
+65,536-character comment limit.
+
+The healthy case keeps the incident's success-declaration shape (one line per component, the
+health check line, the business value); each ✅ is a component whose checks all passed in this
+run. Unhealthy, it is short: the root causes, each with one fix (the plan's actions for it), and
+everything else collapsed.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from ..evidence import atomic_write_text
 from ..params import Params
+from ..results import ComponentStatus, RunStatus, Status, run_status
+from .style import ICONS, STATUS_WORDS, RUN_ICONS
 
-GOOD = {"PASS", "WARN"}  # WARN is advice, not failure; it is still listed below the line
+MAX_CHARS = 60_000          # GitHub refuses comment bodies over 65,536 characters
+PAGES = (("diagnose", "01_diagnose.html", "diagnosis"), ("remediate", "02_remediate.html", "remediation"),
+         ("validate", "03_validate_handback.html", "validation & hand-back"))
 
 
-def _lines(params: Params) -> list[tuple[str, str, str]]:
-    """(component, success text, failure text) in the incident template's order."""
-    c, s, lb = params.connector, params.cloudsql, params.load_balancer
+def _success_texts(params: Params) -> dict[str, tuple[str, str]]:
+    """component -> (title, what a pass proves), in the incident template's order."""
+    c, s = params.connector, params.cloudsql
     domains = f"{params.domains.frontend}, {params.domains.api}"
     n = len(params.secrets.required)
-    return [
-        ("connector", f"VPC connector operational: {c.name} READY ({c.min_instances}-{c.max_instances} instances)",
-         f"VPC connector {c.name} not healthy"),
-        ("cloudsql", f"Cloud SQL restored: {s.instance} RUNNABLE with <{params.thresholds.db_connect_s:g}s connections",
-         f"Cloud SQL {s.instance} not healthy"),
-        ("certificates", f"SSL certificates deployed: {domains} valid", f"SSL certificates not valid for {domains}"),
-        ("load_balancer", f"Load balancer optimized: health checks and backends configured for {lb.startup_s}s startup",
-         "Load balancer health checks/backends not configured for the startup time"),
-        ("secrets", f"All secrets validated: {n}/{n} required secrets available",
-         "Required secrets missing or disabled"),
-        ("cloud_run", f"Cloud Run services ready: {', '.join(params.cloud_run.services)}", "Cloud Run services need attention"),
-        ("golden_path", "Golden path: login -> WebSocket -> AI response with all agent events -> history saved",
-         "Golden path broken"),
-    ]
+    return {
+        "connector": ("VPC connector", f"VPC connector operational: {c.name} READY ({c.min_instances}-{c.max_instances} instances)"),
+        "cloudsql": ("Cloud SQL", f"Cloud SQL restored: {s.instance} RUNNABLE with <{params.thresholds.db_connect_s:g}s connections"),
+        "certificates": ("SSL certificates", f"SSL certificates deployed: {domains} valid"),
+        "load_balancer": ("Load balancer", f"Load balancer configured for a {params.load_balancer.startup_s}s startup"),
+        "secrets": ("Secret Manager", f"All secrets validated: {n}/{n} required secrets available"),
+        "cloud_run": ("Cloud Run services", f"Cloud Run services ready: {', '.join(params.cloud_run.services)}"),
+        "golden_path": ("Golden path", "Golden path: login -> WebSocket -> AI response with all agent events -> history saved"),
+    }
 
 
-def build_summary(doc: dict[str, Any], params: Params, *, links: bool = True) -> str:
+def status_of(doc: dict[str, Any]) -> RunStatus:
+    """The run status recorded in results.json (or computed by the results model from its phases)."""
+    if doc.get("status"):
+        return RunStatus.model_validate(doc["status"])
+    return run_status(doc.get("phases", {}))
+
+
+def build_summary(doc: dict[str, Any], params: Params, *, links: bool = True, base_url: str | None = None) -> str:
+    st = status_of(doc)
     phases = doc.get("phases", {})
-    final_phase = "validate" if "validate" in phases else "diagnose"
-    frag = phases.get(final_phase, {})
-    results = frag.get("results", [])
-    verdict = doc.get("verdict") or {}
-    healthy = bool(verdict.get("healthy"))
+    final = phases.get(st.final_phase or "", {})
+    records = {r["id"]: r for r in final.get("results", [])}
     incident = params.handback.incident
     out: list[str] = []
-    title = "Infrastructure Team Success Declaration" if healthy else "Infrastructure Status: remediation not complete"
-    out.append(f"## {title} - {incident}")
-    out.append("")
-    t = doc.get("target", {})
-    scale = t.get("time_scale", 1)
-    where = f"`{t.get('name')}` ({t.get('mode')}{', scenario ' + t['scenario'] if t.get('scenario') else ''})"
-    out.append(f"Target {where}, project `{params.project}`, results of phase **{final_phase}**"
-               + (f", evidence gathered {frag['evidence_now']}" if frag.get("evidence_now") else "") + ".")
-    if scale != 1:
-        out.append(f"Sandbox time scale {scale:g}: one sandbox second stands for {1 / scale:g} real seconds; "
-                   "thresholds were scaled accordingly.")
-    out.append("")
-    out.append(f"{'✅' if healthy else '❌'} {'INFRASTRUCTURE REMEDIATION COMPLETE' if healthy else 'INFRASTRUCTURE NOT YET HEALTHY'}")
-    out.append(f"{'✅' if healthy else '❌'} Health check: `{verdict.get('line', 'no verdict recorded')}`")
-    for component, ok_text, bad_text in _lines(params):
-        rs = [r for r in results if r["component"] == component]
-        if component == "golden_path" and not rs:
-            continue  # only phase 3 walks the golden path
-        good = bool(rs) and all(r["status"] in GOOD for r in rs)
-        if good:
-            out.append(f"✅ {ok_text} <sub>({len(rs)} checks: {_ids(rs)})</sub>")
-        else:
-            bad = [r for r in rs if r["status"] in ("FAIL", "ERROR")]
-            unverified = [r for r in rs if r["status"] == "SKIP"]
-            shown = bad or unverified
-            why = "; ".join(f"`{r['id']}` {r['status']}: {r['reason'] or r['observed']}" for r in shown[:4]) or "no checks ran"
-            more = f" (+{len(shown) - 4} more)" if len(shown) > 4 else ""
-            skipped = f" ({len(unverified)} not verified)" if bad and unverified else ""
-            out.append(f"❌ {bad_text}: {why}{more}{skipped}")
-    out.append("")
-    if healthy:
-        out.append("🚀 Development team: ready for service deployment.")
-    else:
-        faults = frag.get("faults", [])
-        if faults:
-            out.append("### What is still broken")
-            for f in faults:
-                out.append(f"- **{f['component']}** ({f['severity']}): " + "; ".join(f["reasons"][:3])
-                           + (f" — also explains {', '.join(f['symptoms'])}" if f.get("symptoms") else ""))
-            out.append("")
-        fixes = [r for r in results if r["status"] in ("FAIL", "ERROR") and r.get("remediation")]
-        if fixes:
-            out.append("<details><summary>Remediations</summary>\n")
-            for r in fixes:
-                out.append(f"- `{r['id']}`: {r['remediation']}")
-            out.append("\n</details>")
-            out.append("")
-    out.extend(_impact(params, healthy))
-    rem = phases.get("remediate")
-    if rem:
-        plan = rem.get("plan", {})
+    head = st.title if st.status in ("COMPLETE", "NO VERDICT") else f"{st.title}: {st.status}"
+    out += [f"## {RUN_ICONS[st.status]} {head} - {incident}", ""]
+    out += [_target_line(doc, params, st, final), ""]
+
+    lines = [f"{RUN_ICONS[st.status]} **{st.headline}**"]
+    verdict = final.get("verdict") or {}
+    lines.append(f"{'✅' if st.healthy else '❌'} Health check: `{verdict.get('line', 'no verdict recorded')}`")
+    if st.actions and st.actions.planned + st.actions.skipped:
+        lines.append(f"{'🛠️'} Remediation: {_counts_text(st)}")
+    out += [f"- {line}" for line in lines] + [""]
+
+    comps = st.phases[st.final_phase].components if st.final_phase else []
+    if comps:
+        out += ["### Components", ""]
+        texts = _success_texts(params)
+        for c in _ordered(comps, texts):
+            out.append("- " + _component_line(c, texts.get(c.component), records, brief=st.status == "UNHEALTHY"))
         out.append("")
-        out.append(f"Remediation plan `{plan.get('id', '?')}`: {len(plan.get('actions', []))} actions, "
-                   f"{'applied' if rem.get('applied') else 'dry run (nothing changed)'}.")
+
+    if st.status == "UNHEALTHY":
+        audit = ((phases.get("remediate") or {}).get("apply_report") or {}).get("audit", [])
+        done = {e["action"] for e in audit if e.get("outcome") in ("applied", "unchanged")}
+        out += _root_causes(final, _plan_of(phases), records, done)
+    if st.open_items and st.status != "UNHEALTHY":  # unhealthy: the root causes say what to do
+        out += [f"### Open items ({len(st.open_items)})", ""]
+        for i, item in enumerate(st.open_items, 1):
+            fixes = f" (fixes {', '.join(f'`{c}`' for c in item.checks)})" if item.checks and item.checks != [item.id] else ""
+            out.append(f"{i}. **{_kind_word(item.kind)}** `{item.id}`: {item.text}{fixes}" + (f"<br>\n   How: {_how(('manual: ' if item.kind == 'manual' else '') + item.how).removeprefix('Manual: ')}"
+                  if item.how else ""))
+        out.append("")
+    if st.skipped_checks:
+        out += [f"<details><summary>Skipped checks ({len(st.skipped_checks)}): not verified by this run, with why</summary>", ""]
+        out += [f"- ⏭️ `{k}`: {v}" for k, v in st.skipped_checks.items()] + ["", "</details>", ""]
+
+    failing = [r for r in final.get("results", []) if r["status"] in ("FAIL", "ERROR", "WARN")]
+    if failing and st.status == "UNHEALTHY":
+        out += [f"<details><summary>All {len(failing)} failing or warning checks</summary>", ""]
+        out += [f"- {ICONS[r['status']]} `{r['id']}` ({r['severity']}): {r['reason'] or r['observed']}" for r in failing]
+        out += ["", "</details>", ""]
+    plan = _plan_of(phases)
+    if plan and plan.get("actions") and st.status == "HEALTHY":
+        out += _plan_details(plan, phases.get("remediate"))
+
+    if st.status == "COMPLETE" or (st.healthy and st.kind == "validation"):
+        out += [("🚀 Development team: ready for service deployment." if st.status == "COMPLETE"
+                 else "🚀 Development team: the environment is healthy; the open items above remain."), ""]
+    out += _impact(params, bool(st.healthy) and st.kind != "diagnosis", short=st.status == "UNHEALTHY")
     if links:
-        out.append("")
-        out.append("Report files: [results.json](results.json) · [diagnosis](01_diagnose.html)"
-                   + (" · [remediation](02_remediate.html)" if "remediate" in phases else "")
-                   + (" · [validation & hand-back](03_validate_handback.html)" if "validate" in phases else "")
-                   + " · [evidence](evidence/)")
-    return "\n".join(out) + "\n"
+        out += ["", _links(phases, base_url)]
+    text = "\n".join(out).rstrip() + "\n"
+    if base_url:
+        text = absolute_links(text, base_url)
+    if len(text) > MAX_CHARS:  # never expected (the long parts are collapsed and bounded); stay postable anyway
+        text = text[:MAX_CHARS].rsplit("\n", 1)[0] + "\n\n_(truncated to fit a GitHub comment: see the full report)_\n"
+    return text
 
 
-def _ids(rs: list[dict]) -> str:
-    ids = [r["id"] for r in rs]
-    return ", ".join(ids[:3]) + (f" +{len(ids) - 3}" if len(ids) > 3 else "")
+def _target_line(doc: dict, params: Params, st: RunStatus, final: dict) -> str:
+    t = doc.get("target", {})
+    bits = [f"Target `{t.get('name')}` ({t.get('mode')}{', scenario ' + t['scenario'] if t.get('scenario') else ''})",
+            f"project `{params.project}`", f"verdict from phase **{st.final_phase or 'none'}**"]
+    if final.get("evidence_now"):
+        bits.append(f"evidence gathered {final['evidence_now'][:19].replace('T', ' ')} UTC")
+    scale = t.get("time_scale", 1) or 1
+    if scale != 1:
+        bits.append(f"time scale {scale:g} (one sandbox second stands for {1 / scale:g} real seconds; thresholds scaled)")
+    return " · ".join(bits)
 
 
-def _impact(params: Params, healthy: bool) -> list[str]:
+def _counts_text(st: RunStatus) -> str:
+    n = st.actions
+    assert n is not None
+    if n.mode == "dry-run":
+        return f"dry run, nothing changed: {n.automatic} automatic and {n.manual} manual actions planned"
+    parts = [f"{n.applied} applied", f"{n.unchanged} already done", f"{n.failed} failed",
+             f"{n.manual_pending} manual pending", f"{n.skipped} skipped"]
+    if n.not_applied:
+        parts.insert(3, f"{n.not_applied} not applied")
+    return f"{n.planned} actions: " + ", ".join(parts)
+
+
+def _ordered(comps: list[ComponentStatus], texts: dict) -> list[ComponentStatus]:
+    order = list(texts)
+    return sorted(comps, key=lambda c: order.index(c.component) if c.component in order else len(order))
+
+
+def _component_line(c: ComponentStatus, text: tuple[str, str] | None, records: dict[str, dict], *,
+                    brief: bool = False) -> str:
+    title, proves = text or (c.component.replace("_", " "), f"{c.component.replace('_', ' ')}: all checks pass")
+    ran = c.checks - len(c.skipped)
+    if brief and c.status is not Status.PASS:  # unhealthy: the root causes below say why and what to do
+        return (f"{ICONS[c.status.value]} {title}: {STATUS_WORDS[c.status.value]} ({c.passed}/{ran} checks pass"
+                + (f", {len(c.skipped)} skipped" if c.skipped else "") + ")")
+    skipped = ""
+    if c.skipped:
+        skipped = f"; {len(c.skipped)} skipped: " + "; ".join(f"`{k}` {v}" for k, v in list(c.skipped.items())[:2])
+    if c.status is Status.PASS:
+        return f"✅ {proves} ({c.passed}/{ran} checks pass{skipped})"
+    if c.status is Status.SKIP:
+        return f"⏭️ {title}: skipped, not verified ({skipped.lstrip('; ')})"
+    shown = [records[i] for i in c.problems if i in records]
+    why = "; ".join(f"`{r['id']}` {r['reason'] or r['observed']}" for r in shown[:2])
+    more = f" (+{len(shown) - 2} more)" if len(shown) > 2 else ""
+    return f"{ICONS[c.status.value]} {title}: {STATUS_WORDS[c.status.value]}, {c.passed}/{ran} checks pass: {why}{more}{skipped}"
+
+
+def _plan_of(phases: dict) -> dict | None:
+    for p in ("remediate", "diagnose"):
+        if (phases.get(p) or {}).get("plan"):
+            return phases[p]["plan"]
+    return None
+
+
+def fixes_for(checks: list[str], plan: dict | None, records: dict[str, dict], done: set[str] = frozenset()) -> list[str]:
+    """One fix for a root cause: the plan's actions that answer its checks (and were not already
+    applied: those did not fix it), else the first failing check's own remediation."""
+    actions = [a for a in (plan or {}).get("actions", [])
+               if set(a.get("answers", [])) & set(checks) and a["id"] not in done]
+    if actions:
+        return [_action_fix(a) for a in actions]
+    first = next((records[c]["remediation"] for c in checks if records.get(c, {}).get("remediation")), "")
+    return [first] if first else []
+
+
+def _action_fix(a: dict) -> str:
+    if a.get("kind") == "manual":
+        return f"manual: {a.get('instructions') or a.get('title')}"
+    return " && ".join(c["gcloud"] for c in a.get("calls", []) if c.get("gcloud")) or a.get("title", a["id"])
+
+
+def _root_causes(final: dict, plan: dict | None, records: dict[str, dict], done: set[str]) -> list[str]:
+    faults = final.get("faults", [])
+    if not faults:
+        return []
+    out = ["### Root causes and what to do now", ""]
+    for i, f in enumerate(faults, 1):
+        why = records.get(f["checks"][0], {}).get("reason") or (f["reasons"][0] if f["reasons"] else "")
+        extra = f" (+{len(f['checks']) - 1} more failing checks)" if len(f["checks"]) > 1 else ""
+        out.append(f"{i}. **{f['component']}** ({f['severity']}): {why}{extra}"
+                   + (f"; also explains {len(f['symptoms'])} symptoms elsewhere" if f.get("symptoms") else ""))
+        for fix in fixes_for(f["checks"], plan, records, done):
+            out.append(f"   - Fix: {_how(fix)}")
+    return out + [""]
+
+
+def _plan_details(plan: dict, rem: dict | None) -> list[str]:
+    audit = {e["action"]: e for e in ((rem or {}).get("apply_report") or {}).get("audit", [])}
+    out = [f"<details><summary>Remediation plan <code>{plan.get('id', '?')}</code>: {len(plan['actions'])} actions</summary>", ""]
+    for i, a in enumerate(plan["actions"], 1):
+        outcome = audit.get(a["id"], {}).get("outcome", "planned" if a.get("kind") != "manual" else "manual")
+        out.append(f"{i}. `{a['id']}` ({outcome}): {a.get('title', '')}; fixes {', '.join(f'`{c}`' for c in a.get('answers', []))}"
+                   + f"<br>\n   {_how(_action_fix(a))}")
+    return out + ["", "</details>", ""]
+
+
+def _kind_word(kind: str) -> str:
+    return {"manual": "manual pending", "skipped": "skipped", "failed": "failed", "not-applied": "not applied",
+            "warning": "warning", "failing": "failing"}.get(kind, kind)
+
+
+def _how(text: str) -> str:
+    """A command as inline code; a person's instructions as text."""
+    if text.startswith("manual: "):
+        return "Manual: " + text.removeprefix("manual: ")
+    return _code(text) if text.startswith(("gcloud", "printf", "kubectl", "curl")) else text
+
+
+def _code(text: str) -> str:
+    """Inline code that survives backticks in the text."""
+    fence = "``" if "`" in text else "`"
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _impact(params: Params, restored: bool, *, short: bool) -> list[str]:
     streams = params.handback.business_impact
     if not streams:
         return []
     total = sum(s.arr_usd for s in streams)
-    state = "restored" if healthy else "at risk"
+    dependent = sum(s.arr_usd * s.staging_dependency_pct / 100 for s in streams)
+    state = "restored" if restored else "at risk"
+    if short:
+        return [f"**Business impact:** ${total / 1000:,.0f}K ARR at risk (${dependent / 1000:,.0f}K staging-dependent)."]
+    mark = "✅ restored" if restored else "❌ at risk"
     out = [f"### Business impact: ${total / 1000:,.0f}K ARR {state}", "",
            "| stream | ARR | staging-dependent | status |", "|---|---:|---:|---|"]
     for s in streams:
-        out.append(f"| {s.name} | ${s.arr_usd / 1000:,.0f}K | {s.staging_dependency_pct:g} % | "
-                   f"{'✅ restored' if healthy else '❌ at risk'} |")
-    dependent = sum(s.arr_usd * s.staging_dependency_pct / 100 for s in streams)
-    out.append(f"| **total** | **${total / 1000:,.0f}K** | ${dependent / 1000:,.0f}K | "
-               f"{'✅ restored' if healthy else '❌ at risk'} |")
+        out.append(f"| {s.name} | ${s.arr_usd / 1000:,.0f}K | {s.staging_dependency_pct:g} % | {mark} |")
+    out.append(f"| **total** | **${total / 1000:,.0f}K** | ${dependent / 1000:,.0f}K | {mark} |")
     return out
+
+
+def _links(phases: dict, base_url: str | None) -> str:
+    pages = [f"[{label}]({page})" for phase, page, label in PAGES if phase in phases]
+    return "**Report:** " + " · ".join(pages + ["[summary](summary.html)", "[results.json](results.json)",
+                                                  "[evidence](evidence/)", "[all runs](../index.html)"])
+
+
+_LINK = re.compile(r"(\]\()(?!https?://|#|mailto:)([^)\s]+)(\))")
+
+
+def absolute_links(text: str, base_url: str) -> str:
+    """Relative report links made absolute against the published report folder (``base_url``)."""
+    base = base_url if base_url.endswith("/") else base_url + "/"
+    from urllib.parse import urljoin
+
+    return _LINK.sub(lambda m: m.group(1) + urljoin(base, m.group(2)) + m.group(3), text)
+
+
+KEY_PLOTS = ("validate-db_latency.png", "diagnose-db_latency.png")
+
+
+def for_comment(summary: str, report_url: str | None, run_dir: Path) -> str:
+    """The summary as posted on the issue: when the report is published as a folder (a URL ending
+    in "/", e.g. GitHub Pages), links become absolute and the key plot is shown inline."""
+    if not report_url or not report_url.endswith("/"):
+        return summary
+    text = absolute_links(summary, report_url)
+    plot = next((p for p in KEY_PLOTS if (run_dir / "plots" / p).exists()), None)
+    if plot:
+        text = text.rstrip("\n") + f"\n\n![database connections against the threshold]({report_url}plots/{plot})\n"
+    return text
 
 
 def write_summary(report_dir: Path, doc: dict[str, Any], params: Params) -> Path:
     path = report_dir / "summary.md"
-    atomic_write_text(path, build_summary(doc, params))
+    text = build_summary(doc, params)
+    atomic_write_text(path, text)
+    from .html import markdown_page
+
+    atomic_write_text(report_dir / "summary.html", markdown_page(text, title=f"summary: {report_dir.name}"))
     return path

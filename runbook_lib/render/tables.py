@@ -5,10 +5,8 @@ from typing import Iterable
 
 import pandas as pd
 
-from ..results import CheckResult, ResultSet, Status
-
-ICONS = {"PASS": "✅", "WARN": "⚠️", "FAIL": "❌", "ERROR": "⛔", "SKIP": "⏭️"}
-COLOURS = {"PASS": "#e6f4ea", "WARN": "#fef7e0", "FAIL": "#fce8e6", "ERROR": "#f3e8fd", "SKIP": "#f1f3f4"}
+from ..results import CheckResult, ResultSet, Status, component_statuses
+from .style import COLOURS, ICONS, STATUS_WORDS
 
 
 def results_frame(results: ResultSet | Iterable[CheckResult]) -> pd.DataFrame:
@@ -64,15 +62,9 @@ def failures_text(results: ResultSet) -> str:
 
 
 def component_summary(results: ResultSet) -> pd.DataFrame:
-    """One row per component: worst status and counts."""
-    order = ["ERROR", "FAIL", "WARN", "SKIP", "PASS"]
-    rows = []
-    for comp in results.components:
-        rs = results.for_component(comp)
-        statuses = [r.status.value for r in rs]
-        worst = min(statuses, key=order.index)
-        rows.append({"component": comp, "status": f"{ICONS[worst]} {worst}",
-                     **{s: statuses.count(s) for s in ("PASS", "WARN", "FAIL", "ERROR", "SKIP")}})
+    """One row per component: its status as the results model decides it, and counts."""
+    rows = [{"component": c.component, "status": f"{ICONS[c.status.value]} {STATUS_WORDS[c.status.value]}",
+             **c.counts} for c in component_statuses(results)]
     return pd.DataFrame(rows)
 
 
