@@ -173,8 +173,10 @@ def connect(ev: Evidence, params: Params) -> CheckResult:
     observed = (f"{n} samples: p95 {fmt_s(p95, scale)}, p50 {p50:.2f} s, max {worst:.2f} s; "
                 f"{timeouts}/{n} timed out" + (f", {others} other failures" if others else ""))
     slow = p95 >= params.scaled(limit)
+    numbers = {"p50_s": p50 / scale, "p95_s": p95 / scale, "max_s": worst / scale, "failed": float(len(failed))}
     if not failed and not slow:
-        return make(cid, title, PASS, observed=observed, expected=expected, evidence=[PROBE], upstream=["connector"])
+        return make(cid, title, PASS, observed=observed, expected=expected, evidence=[PROBE], upstream=["connector"],
+                    measurements=numbers)
     reasons = []
     if failed:
         first = first_failed(samples)
@@ -182,7 +184,7 @@ def connect(ev: Evidence, params: Params) -> CheckResult:
     if slow:
         reasons.append(f"p95 {fmt_s(p95, scale)} is at or over the {limit:g} s threshold")
     return make(cid, title, FAIL, observed=observed, expected=expected, evidence=[PROBE, KEY], upstream=["connector"],
-                reason="; ".join(reasons), remediation=_connect_advice(failed, slow, params))
+                measurements=numbers, reason="; ".join(reasons), remediation=_connect_advice(failed, slow, params))
 
 
 def _connect_advice(failed: list[ProbeResult], slow: bool, params: Params) -> str:
