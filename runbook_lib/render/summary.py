@@ -98,6 +98,10 @@ def build_summary(doc: dict[str, Any], params: Params, *, links: bool = True) ->
         out.append("")
         out.append(f"Remediation plan `{plan.get('id', '?')}`: {len(plan.get('actions', []))} actions, "
                    f"{'applied' if rem.get('applied') else 'dry run (nothing changed)'}.")
+    from ..history import summary_lines
+
+    if since := summary_lines(doc):
+        out += [""] + since[:-1]
     if links:
         out.append("")
         out.append("Report files: [results.json](results.json) · [diagnosis](01_diagnose.html)"
