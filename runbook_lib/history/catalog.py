@@ -162,7 +162,7 @@ class Catalog:
             except UnreadableRun as exc:
                 note = f"{d}: skipped: {exc}"
                 report.notes.append(note)
-                log.warning("catalog: %s", note)
+                log.info("catalog: %s", note)
                 out.append((d, note))
                 continue
             if rec is not None:
