@@ -91,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     attach.add_argument("--issue", type=int, metavar="N", help="default: handback.issue of the run's parameters")
     attach.add_argument("--report-url", metavar="URL", help="link to the full report (e.g. the CI artifact)")
     attach.add_argument("--dry-run", action="store_true", help="print the requests instead of sending them")
+    attach.add_argument("--notify", choices=["always", "on-change", "daily"], default="on-change",
+                        help="when to post a new comment and move labels: every run, only when the verdict or the "
+                        "failing checks change (default), or on change plus a daily heartbeat; the comment is "
+                        "updated quietly otherwise")
+    attach.add_argument("--previous", metavar="PATH", help="results.json (or report folder) of the previous run, "
+                        "e.g. the last CI artifact: for 'since the last run' when the issue shows no state yet")
 
     diff = sub.add_parser("diff", help="compare two runs: newly failing, fixed, still failing, numbers that moved",
                           description="Compare run B with the earlier run A (two report folders), or the newest "
@@ -190,7 +196,8 @@ def cmd_attach(args) -> int:
     from .attach import attach
 
     attach(Path(args.run), repo=args.repo, issue=args.issue, report_url=args.report_url,
-           dry_run=args.dry_run, token=None, api_url=None)
+           dry_run=args.dry_run, token=None, api_url=None, notify=args.notify,
+           previous=Path(args.previous) if args.previous else None)
     return 0
 
 

@@ -131,8 +131,12 @@ def moved_beyond_noise(name: str, before: float, after: float, elapsed_days: flo
 
 
 def compare(base: RunRecord | None, current: RunRecord, *, failing_since: FailingSince | None = None,
-            note: str = "") -> Comparison:
-    """``current`` against ``base``; ``failing_since(check_id)`` dates a still-failing check's streak."""
+            note: str = "", partial: bool = False) -> Comparison:
+    """``current`` against ``base``; ``failing_since(check_id)`` dates a still-failing check's streak.
+
+    ``partial``: the base knows only its failing checks (the state in the issue comment), so a
+    check absent from it is not "new".
+    """
     out = Comparison(base=base.brief() if base else None, current=current.brief(), note=note)
     if base is None:
         return out
@@ -154,7 +158,7 @@ def compare(base: RunRecord | None, current: RunRecord, *, failing_since: Failin
             out.still_failing.append(change)
         elif was and b is not None and b.status in ("PASS", "WARN"):
             out.fixed.append(change)
-        elif change.before != change.after:
+        elif change.before != change.after and not (partial and a is None):
             out.changed.append(change)   # e.g. FAIL -> SKIP (not verified, so not "fixed"), or a new check
     elapsed = _days_between(base.started, current.started)
     for cid, b in current.checks.items():

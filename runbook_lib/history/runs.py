@@ -122,6 +122,24 @@ def read_run(run_dir: Path) -> RunRecord | None:
             raise UnreadableRun("results.json is not a JSON object")
     elif status["state"] == "COMPLETE":
         raise UnreadableRun("status.json says COMPLETE but there is no results.json")
+    return from_doc(run_dir.name, status, doc, pages=sorted(p.name for p in run_dir.glob("*.html")))
+
+
+def read_results(path: Path) -> RunRecord:
+    """A run from its results.json alone (a run folder or the file itself, e.g. the last CI artifact)."""
+    path = Path(path)
+    file = path / "results.json" if path.is_dir() else path
+    if not file.is_file():
+        raise UnreadableRun(f"{file}: no such results.json")
+    doc = _load(file)
+    if not isinstance(doc, dict):
+        raise UnreadableRun(f"{file}: not a JSON object")
+    status = doc.get("run") if isinstance(doc.get("run"), dict) else {}
+    status = {"state": "COMPLETE" if doc.get("verdict") else "INCOMPLETE", **status}
+    return from_doc(file.parent.name, status, doc)
+
+
+def from_doc(name: str, status: dict[str, Any], doc: dict[str, Any], *, pages: list[str] = ()) -> RunRecord:
     phases = doc.get("phases") or {}
     if not isinstance(phases, dict):
         raise UnreadableRun("results.json: phases is not an object")
@@ -134,14 +152,15 @@ def read_run(run_dir: Path) -> RunRecord | None:
         checks = checks_of(frag.get("results", []), f"results.json phases.{final}")
     verdict = doc.get("verdict") if isinstance(doc.get("verdict"), dict) else None
     target = doc.get("target") if isinstance(doc.get("target"), dict) else {}
-    name = target.get("name") or target_from_name(run_dir.name) or "unknown"
+    tname = target.get("name") or target_from_name(name) or "unknown"
+    shown = None
+    if verdict is not None:
+        shown = verdict.get("status") or ("HEALTHY" if verdict.get("healthy") else "UNHEALTHY")
     return RunRecord(
-        dir=run_dir.name, target=str(name), started=str(status.get("started_at", "")), state=str(status["state"]),
-        phases=[str(p) for p in status.get("phases_done", []) or []], final_phase=final,
-        verdict=(verdict or {}).get("status") or (None if verdict is None else
-                                                  ("HEALTHY" if verdict.get("healthy") else "UNHEALTHY")),
+        dir=name, target=str(tname), started=str(status.get("started_at", "")), state=str(status["state"]),
+        phases=[str(p) for p in status.get("phases_done", []) or []], final_phase=final, verdict=shown,
         line=str((verdict or {}).get("line") or status.get("reason", "")),
         critical=(verdict or {}).get("critical_failures"),
         time_scale=float(target.get("time_scale") or 1.0), checks=checks,
-        finished=str(status.get("finished_at", "")), pages=sorted(p.name for p in run_dir.glob("*.html")),
+        finished=str(status.get("finished_at", "")), pages=list(pages),
     )
