@@ -115,15 +115,25 @@ def _now_iso(phase) -> str:
     return ev.now.isoformat() if ev is not None else ""
 
 
-def index_sections(root: Path, *, last: int = 20) -> tuple[list[RunRecord], str, list[str]]:
-    """For reports/index.html: every run (newest first), the trend sections per target, and notes."""
+INDEX_RUNS = 500   # the all-runs table of index.html lists the newest ones; the catalog keeps them all
+
+
+def index_sections(root: Path, *, last: int = 20, limit: int = INDEX_RUNS) -> tuple[list[RunRecord], str, list[str]]:
+    """For reports/index.html: the newest ``limit`` runs (newest first), the trend sections per
+    target, and notes (unreadable folders; how many older runs the table leaves out)."""
     from .trends import as_html, db_line_of, trend
 
     cat, report = open_synced(root)
     with cat:
-        runs = cat.runs()
+        runs = cat.runs(limit=limit)
+        total = cat.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
         sections = []
         for target in cat.targets():
-            newest = next((r.dir for r in runs if r.target == target), None)
-            sections.append(as_html(trend(cat, target, last=last, db_line_s=db_line_of(Path(root), newest))))
-        return runs, "".join(sections), cat.notes()
+            newest = next(iter(cat.runs(target, limit=1)), None)
+            sections.append(as_html(trend(cat, target, last=last,
+                                          db_line_s=db_line_of(Path(root), newest.dir if newest else None))))
+        notes = cat.notes()
+        if total > len(runs):
+            notes.append(f"the table lists the newest {len(runs)} of {total} runs; `runbook history --target T` "
+                         "and the report folders have the rest")
+        return runs, "".join(sections), notes

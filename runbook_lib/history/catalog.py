@@ -123,7 +123,7 @@ class Catalog:
             for entry in it:
                 if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
                     continue
-                sig = signature(Path(entry.path))
+                sig = signature(entry.path)
                 if sig is not None:
                     seen[entry.name] = sig
         known = dict(self.db.execute("SELECT dir, sig FROM runs UNION ALL SELECT dir, sig FROM skipped"))

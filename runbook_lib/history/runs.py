@@ -8,6 +8,7 @@ cannot be read (corrupt or half-written JSON, a COMPLETE run without results) ra
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,15 +65,17 @@ def target_from_name(name: str) -> str | None:
     return m["target"] if m else None
 
 
-def signature(run_dir: Path) -> str | None:
+def signature(run_dir: Path | str) -> str | None:
     """What says "this folder changed": status.json and results.json modification time and size.
 
-    ``None`` when the folder is not a run (no status.json).
+    ``None`` when the folder is not a run (no status.json). Plain ``os.stat`` on strings: the
+    catalog calls this for every folder on every sync.
     """
     parts = []
+    base = os.fspath(run_dir)
     for name in ("status.json", "results.json"):
         try:
-            st = (run_dir / name).stat()
+            st = os.stat(os.path.join(base, name))
         except FileNotFoundError:
             if name == "status.json":
                 return None
@@ -84,7 +87,8 @@ def signature(run_dir: Path) -> str | None:
 
 def _load(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
+        with open(path, "rb") as fh:
+            return json.loads(fh.read())
     except UnicodeDecodeError as exc:
         raise UnreadableRun(f"{path.name} is not text ({exc.reason})") from None
     except ValueError as exc:

@@ -45,7 +45,7 @@ def write_index(root: Path) -> Path:
     skipped = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
     page = (f"<!doctype html><meta charset=utf-8><title>runbook reports</title><style>{CSS}\n{TREND_CSS}</style>"
             "<h1>Runbook reports</h1>" + trends
-            + (f'<div class="notes"><p>Run folders left out (unreadable):</p><ul>{skipped}</ul></div>' if notes else "")
+            + (f'<div class="notes"><p>Notes:</p><ul>{skipped}</ul></div>' if notes else "")
             + "<h2>All runs</h2><table><tr><th>run</th><th>started (UTC)</th><th>status</th>"
             "<th>verdict</th><th>phases</th><th>pages</th></tr>" + "".join(rows) + "</table>\n")
     path = root / "index.html"
