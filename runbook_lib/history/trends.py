@@ -105,7 +105,7 @@ def as_html(t: Trend) -> str:
     head = "".join(f'<th class="rot" title="{esc(r.dir)}">{esc(lab)}</th>' for r, lab in zip(t.runs, labels))
     grid = "".join(
         f"<tr><td><code>{esc(cid)}</code></td>"
-        + "".join(f'<td class="cell {s or "none"}">{LETTER.get(s, "?")}</td>' for s in statuses) + "</tr>"
+        + "".join(f'<td class="cell {esc(s or "none")}">{LETTER.get(s, "?")}</td>' for s in statuses) + "</tr>"
         for cid, statuses in t.grid)
     charts = "".join(line_chart(p.title, labels, p.series, p.lines, p.unit) for p in t.plots)
     return (f'<section class="trend"><h2>Target <code>{esc(t.target)}</code>: last {len(t.runs)} of {t.total_runs} runs</h2>'
