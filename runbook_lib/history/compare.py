@@ -145,7 +145,8 @@ def compare(base: RunRecord | None, current: RunRecord, *, failing_since: Failin
         a, b = base.checks.get(cid), current.checks.get(cid)
         ref = b or a
         assert ref is not None
-        change = Change(cid, ref.component, ref.severity, a.status if a else None, b.status if b else None)
+        before = a.status if a else ("not failing" if partial else None)
+        change = Change(cid, ref.component, ref.severity, before, b.status if b else None)
         was, now = bool(a and a.failing), bool(b and b.failing)
         if now and not was:
             out.newly_failing.append(change)

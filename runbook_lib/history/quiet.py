@@ -120,7 +120,7 @@ def replace_since_section(summary: str, section: list[str]) -> str:
         lines[start:end] = section
     else:
         at = end_at
-        lines[at:at] = section + ([""] if at < len(lines) else [])
+        lines[at:at] = section
     return "\n".join(lines) + "\n"
 
 
