@@ -114,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--reports", default="reports", metavar="DIR", help="reports folder (default: reports)")
     history.add_argument("--last", type=int, default=20, metavar="N", help="how many runs (default 20)")
     history.add_argument("--json", action="store_true", help="as JSON")
+    history.add_argument("--verify", action="store_true",
+                         help="re-check every run folder's files (after editing finished runs by hand)")
     return parser
 
 
@@ -220,7 +222,8 @@ def cmd_diff(args) -> int:
 def cmd_history(args) -> int:
     from .history.diff import print_history
 
-    print_history(Path(args.reports), args.target, last=args.last, as_json=args.json, out=sys.stdout, err=sys.stderr)
+    print_history(Path(args.reports), args.target, last=args.last, as_json=args.json, out=sys.stdout, err=sys.stderr,
+                  verify=args.verify)
     return 0
 
 

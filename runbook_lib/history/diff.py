@@ -78,11 +78,11 @@ def print_diff(cmp: Comparison, fmt: str, out: TextIO) -> None:
 
 
 def print_history(root: Path, target: str | None, *, last: int = LAST, as_json: bool = False,
-                  out: TextIO, err: TextIO) -> None:
+                  out: TextIO, err: TextIO, verify: bool = False) -> None:
     if not Path(root).is_dir():
         raise HistoryError(f"{root}: no reports folder (runbook run --out writes one)")
     with Catalog(root) as cat:
-        cat.sync()
+        cat.sync(verify=verify)
         targets = [_target(cat, target, root)] if target is not None else cat.targets()
         if not targets:
             raise HistoryError(f"no runs in {root}")

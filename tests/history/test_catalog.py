@@ -46,10 +46,25 @@ def test_a_changed_folder_is_re_read_and_a_deleted_one_forgotten(tmp_path):
         for f in (root / oldest).iterdir():
             f.unlink()
         (root / oldest).rmdir()
-        report = cat.sync()
-        assert (report.added, report.updated, report.removed) == (0, 1, 1)
+        report = cat.sync()      # a finished run does not change: trusted without a stat
+        assert (report.added, report.updated, report.removed) == (0, 0, 1)
+        assert cat.run(oldest) is None and cat.run(newest.dir).failing == set()
+        report = cat.sync(verify=True)   # a folder edited by hand: every signature checked
+        assert (report.added, report.updated, report.removed) == (0, 1, 0)
         assert cat.run(newest.dir).failing == {"connector.state"}
-        assert cat.run(oldest) is None
+
+
+def test_a_run_in_progress_is_re_read_as_it_changes(tmp_path):
+    d = write_run(tmp_path, 0, state="INCOMPLETE")
+    status = json.loads((d / "status.json").read_text())
+    status.pop("finished_at")
+    (d / "status.json").write_text(json.dumps(status))
+    with Catalog(tmp_path) as cat:
+        cat.sync()
+        assert cat.run(d.name).state == "INCOMPLETE"
+        status.update(state="COMPLETE", finished_at="2026-01-01T04:30:00+00:00")
+        (d / "status.json").write_text(json.dumps(status, indent=1))
+        assert cat.sync().updated == 1 and cat.run(d.name).state == "COMPLETE"
 
 
 def test_deleting_the_catalog_rebuilds_the_same_content(tmp_path):
