@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "failing checks change (default), or on change plus a daily heartbeat; the comment is "
                         "updated quietly otherwise")
     attach.add_argument("--previous", metavar="PATH", help="results.json (or report folder) of the previous run, "
-                        "e.g. the last CI artifact: for 'since the last run' when the issue shows no state yet")
+                        "e.g. the last CI artifact: for 'since the last run' when the issue shows no state yet; "
+                        "empty = none")
 
     diff = sub.add_parser("diff", help="compare two runs: newly failing, fixed, still failing, numbers that moved",
                           description="Compare run B with the earlier run A (two report folders), or the newest "
