@@ -115,7 +115,7 @@ def _now_iso(phase) -> str:
     return ev.now.isoformat() if ev is not None else ""
 
 
-INDEX_RUNS = 500   # the all-runs table of index.html lists the newest ones; the catalog keeps them all
+INDEX_RUNS = 200   # the all-runs table of index.html lists the newest ones; the catalog keeps them all
 
 
 def index_sections(root: Path, *, last: int = 20, limit: int = INDEX_RUNS) -> tuple[list[RunRecord], str, list[str]]:

@@ -9,7 +9,7 @@ import html
 from typing import Sequence
 
 COLORS = ("#1a73e8", "#d93025", "#188038", "#e37400", "#9334e6", "#12b5cb", "#5f6368")
-W, H, LEFT, RIGHT, TOP, BOTTOM = 520, 200, 48, 12, 22, 28
+W, H, LEFT, RIGHT, TOP, BOTTOM = 520, 210, 48, 12, 36, 28
 
 
 def _fmt(v: float) -> str:
@@ -48,6 +48,7 @@ def line_chart(title: str, labels: Sequence[str], series: dict[str, list[float |
         out.append(f'<line x1="{LEFT}" y1="{y(v):.1f}" x2="{W - RIGHT}" y2="{y(v):.1f}" stroke="#c5221f" '
                    f'stroke-dasharray="5 4"/><text x="{W - RIGHT}" y="{y(v) - 3:.1f}" text-anchor="end" '
                    f'fill="#c5221f">{html.escape(name)}</text>')
+    legend_x = LEFT + 8
     for k, (name, vs) in enumerate(series.items()):
         color = COLORS[k % len(COLORS)]
         run: list[str] = []
@@ -59,13 +60,18 @@ def line_chart(title: str, labels: Sequence[str], series: dict[str, list[float |
                 run = []
                 continue
             run.append(f"{x(i):.1f},{y(v):.1f}")
-            out.append(f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="2.5" fill="{color}">'
-                       f'<title>{html.escape(name)} {html.escape(labels[i])}: {_fmt(v)}{html.escape(unit)}</title></circle>')
+            out.append(f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="2.5" fill="{color}"/>')
         if run:
             segments.append(run)
         for seg in segments:
             if len(seg) > 1:
                 out.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{" ".join(seg)}"/>')
-        out.append(f'<text x="{LEFT + 8 + 120 * k}" y="{TOP + 10}" fill="{color}">■ {html.escape(name)}</text>')
+        latest = next((v for v in reversed(vs) if v is not None), None)
+        # the series' title: every value, oldest first (a hover shows them; no script needed)
+        values = " ".join("-" if v is None else _fmt(v) for v in vs)
+        text = f"■ {name}" + ("" if latest is None else f" {_fmt(latest)}{unit}")
+        out.append(f'<text x="{legend_x}" y="{TOP - 8}" fill="{color}">{html.escape(text)}'
+                   f'<title>{html.escape(name)}: {values}</title></text>')
+        legend_x += 7 * len(text) + 14
     out.append("</svg>")
     return "".join(out)

@@ -22,7 +22,7 @@ DB_CONNECT_LINE_S = 35.0   # the incident's threshold (thresholds.db_connect_s d
 # (title, unit, [(check id pattern, measurement, series label)]): the numbers the incident is about.
 PLOTS = (
     ("Database connect (real-world s)", "s", [("sql.connect", "p50_s", "p50"), ("sql.connect", "p95_s", "p95")]),
-    ("Certificate days left", "", [("tls.*.expiry", "days_left", "{check}")]),
+    ("Certificate days left", "", [("tls.*.expiry", "days_left", "{middle}")]),
     ("VPC connector instances", "", [("connector.saturation", "instances", "running"),
                                      ("connector.saturation", "peak", "peak"),
                                      ("connector.saturation", "max_instances", "max")]),
@@ -83,7 +83,7 @@ def trend(cat: Catalog, target: str, *, last: int = LAST, db_line_s: float = DB_
             for cid in matching:
                 values = [r.checks[cid].measurements.get(name) if cid in r.checks else None for r in runs]
                 if any(v is not None for v in values):
-                    series[label.format(check=cid)] = values
+                    series[label.format(check=cid, middle=".".join(cid.split(".")[1:-1]) or cid)] = values
         if series:
             plots.append(Plot(title, unit, series, {f"{db_line_s:g} s threshold": db_line_s}
                               if title.startswith("Database") else {}))
@@ -109,9 +109,8 @@ def as_html(t: Trend) -> str:
         for cid, statuses in t.grid)
     charts = "".join(line_chart(p.title, labels, p.series, p.lines, p.unit) for p in t.plots)
     return (f'<section class="trend"><h2>Target <code>{esc(t.target)}</code>: last {len(t.runs)} of {t.total_runs} runs</h2>'
-            f"<table class=grid><tr><th>verdict</th>{strip}</tr></table>"
-            f"<details open><summary>Check by run (failing first)</summary><table class=grid>"
-            f"<tr><th>check</th>{head}</tr>{grid}</table></details>"
+            f"<details open><summary>Verdict and check by run (failing first)</summary><table class=grid>"
+            f"<tr><th>check</th>{head}</tr><tr><th>verdict</th>{strip}</tr>{grid}</table></details>"
             f'<div class="plots">{charts}</div></section>')
 
 

@@ -128,7 +128,7 @@ def test_index_shows_the_grid_and_trend_plots_inline(five):
     page = write_index(root).read_text()
     assert "<script" not in page and page.count("<svg") >= 4
     assert "Target <code>sandbox</code>: last 4 of 4 runs" in page and "Target <code>staging</code>" in page
-    grid = page[page.index("Check by run"):page.index("</table>", page.index("Check by run"))]
+    grid = page[page.index("check by run"):page.index("</table>", page.index("check by run"))]
     assert grid.index("<code>sql.connect</code>") < grid.index("<code>connector.state</code>")
     assert "35 s threshold" in page and "Certificate days left" in page
     assert f"{dirs[1].name}: skipped: results.json is not valid JSON" in page

@@ -86,7 +86,7 @@ def test_diff_on_the_two_folders_agrees(two_runs):
 def test_index_shows_both_runs_in_the_grid_and_a_trend_plot(two_runs):
     out, d1, d2, *_ = two_runs
     page = (out / "index.html").read_text()
-    grid = page[page.index("Check by run"):]
+    grid = page[page.index("check by run"):]
     assert f'title="{d1.name}"' in grid and f'title="{d2.name}"' in grid
     assert "<svg" in page and "Database connect" in page and "35 s threshold" in page and "<script" not in page
 
