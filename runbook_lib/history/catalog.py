@@ -121,19 +121,21 @@ class Catalog:
 
     def sync(self, *, verify: bool = False) -> SyncReport:
         """Re-read every folder that is new or changed, forget the ones that are gone."""
-        known = dict(self.db.execute("SELECT dir, sig FROM runs UNION ALL SELECT dir, sig FROM skipped"))
-        settled = set() if verify else {d for (d,) in self.db.execute("SELECT dir FROM runs WHERE finished != ''")}
-        seen: dict[str, str] = {}
+        rows = self.db.execute("SELECT dir, sig, finished FROM runs UNION ALL SELECT dir, sig, '' FROM skipped").fetchall()
+        known = {d: sig for d, sig, _ in rows}
+        settled = set() if verify else {d for d, _, finished in rows if finished}
         with os.scandir(self.root) as it:
-            for entry in it:
-                if entry.name in settled:
-                    seen[entry.name] = known[entry.name]
-                    continue
-                if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
-                    continue
-                sig = signature(entry.path)
+            names = [e.name for e in it if not e.name.startswith(".")]
+        seen: dict[str, str] = {}
+        for name in names:
+            if name in settled:
+                seen[name] = known[name]
+                continue
+            path = os.path.join(self.root, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                sig = signature(path)
                 if sig is not None:
-                    seen[entry.name] = sig
+                    seen[name] = sig
         changed = [d for d, s in seen.items() if known.get(d) != s]
         gone = [d for d in known if d not in seen]
         report = SyncReport(removed=len(gone))
@@ -204,7 +206,8 @@ class Catalog:
 
     def runs(self, target: str | None = None, *, limit: int | None = None, completed: bool = False,
              before: str | None = None) -> list[RunRecord]:
-        """Runs newest first (folder names start with the UTC time), without their checks."""
+        """Runs newest first, without their checks. Folder names start with the UTC start time, so
+        the order is the folder name's (and the (target, dir) index serves it without a sort)."""
         where, args = [], []
         if target is not None:
             where.append("target = ?")
@@ -216,7 +219,7 @@ class Catalog:
             args.append(before)
         sql = ("SELECT dir, target, started, state, phases, final_phase, verdict, line, critical, time_scale, "
                "finished, pages FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
-               + " ORDER BY started DESC, dir DESC" + (" LIMIT ?" if limit else ""))
+               + " ORDER BY dir DESC" + (" LIMIT ?" if limit else ""))
         if limit:
             args.append(limit)
         return [RunRecord(dir=r[0], target=r[1], started=r[2], state=r[3], phases=json.loads(r[4]), final_phase=r[5],
@@ -261,7 +264,7 @@ class Catalog:
         rows = self.db.execute(
             "SELECT r.dir, r.started, c.status FROM runs r LEFT JOIN checks c ON c.dir = r.dir AND c.id = ? "
             "WHERE r.target = ? AND r.dir <= ? AND r.state = 'COMPLETE' AND r.verdict IS NOT NULL "
-            "ORDER BY r.started DESC, r.dir DESC LIMIT 1000", (check_id, target, upto))
+            "ORDER BY r.dir DESC LIMIT 1000", (check_id, target, upto))
         first, n = None, 0
         for d, started, status in rows:
             if status not in FAILING:

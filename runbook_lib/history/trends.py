@@ -31,6 +31,8 @@ PLOTS = (
                                          ("golden.api_latency", "p95_s", "API p95")]),
 )
 LETTER = {"PASS": ".", "WARN": "w", "FAIL": "F", "ERROR": "E", "SKIP": "s", None: " "}
+# one-letter CSS classes for the grid cells: 10,000 cells of a busy index stay small
+CELL = {"PASS": "p", "WARN": "w", "FAIL": "f", "ERROR": "e", "SKIP": "s", None: "n"}
 
 
 @dataclass
@@ -76,10 +78,11 @@ def trend(cat: Catalog, target: str, *, last: int = LAST, db_line_s: float = DB_
 
     rows.sort(key=order)
     plots = []
+    measured = sorted({cid for r in runs for cid, c in r.checks.items() if c.measurements})
     for title, unit, wanted in PLOTS:
         series: dict[str, list[float | None]] = {}
         for pattern, name, label in wanted:
-            matching = sorted({cid for r in runs for cid in r.checks if fnmatchcase(cid, pattern)})
+            matching = [cid for cid in measured if fnmatchcase(cid, pattern)]
             for cid in matching:
                 values = [r.checks[cid].measurements.get(name) if cid in r.checks else None for r in runs]
                 if any(v is not None for v in values):
@@ -105,7 +108,7 @@ def as_html(t: Trend) -> str:
     head = "".join(f'<th class="rot" title="{esc(r.dir)}">{esc(lab)}</th>' for r, lab in zip(t.runs, labels))
     grid = "".join(
         f"<tr><td><code>{esc(cid)}</code></td>"
-        + "".join(f'<td class="cell {esc(s or "none")}">{LETTER.get(s, "?")}</td>' for s in statuses) + "</tr>"
+        + "".join(f'<td class={CELL.get(s, "n")}>{LETTER.get(s, "?")}</td>' for s in statuses) + "</tr>"
         for cid, statuses in t.grid)
     charts = "".join(line_chart(p.title, labels, p.series, p.lines, p.unit) for p in t.plots)
     return (f'<section class="trend"><h2>Target <code>{esc(t.target)}</code>: last {len(t.runs)} of {t.total_runs} runs</h2>'
@@ -114,9 +117,11 @@ def as_html(t: Trend) -> str:
             f'<div class="plots">{charts}</div></section>')
 
 
-TREND_CSS = """.grid td.cell{width:1.4em;text-align:center;padding:.1em;font-family:monospace;border:1px solid #fff}
-.cell.PASS,.cell.HEALTHY{background:#e6f4ea}.cell.WARN{background:#fef7e0}.cell.FAIL,.cell.ERROR,.cell.UNHEALTHY{background:#fce8e6;color:#c5221f}
-.cell.SKIP,.cell.none{background:#f1f3f4}.cell.INCOMPLETE,.cell.FAILED{background:#feefc3}
+TREND_CSS = """.grid td.cell,.grid td.p,.grid td.w,.grid td.f,.grid td.e,.grid td.s,.grid td.n{width:1.4em;text-align:center;
+padding:.1em;font-family:monospace;border:1px solid #fff}
+.grid td.p,.cell.HEALTHY{background:#e6f4ea}.grid td.w{background:#fef7e0}
+.grid td.f,.grid td.e,.cell.UNHEALTHY{background:#fce8e6;color:#c5221f}
+.grid td.s,.grid td.n{background:#f1f3f4}.cell.INCOMPLETE,.cell.FAILED{background:#feefc3}
 th.rot{font-size:.7em;font-weight:400;writing-mode:vertical-rl;padding:.2em}.plots svg{margin:.5em 1em .5em 0}
 .notes{color:#b06000}"""
 
