@@ -123,6 +123,17 @@ def index_sections(root: Path, *, last: int = 20, limit: int = INDEX_RUNS) -> tu
     target, and notes (unreadable folders; how many older runs the table leaves out)."""
     from .trends import as_html, db_line_of, trend
 
+    try:
+        return _index_sections(root, last, limit)
+    except sqlite3.Error as exc:   # a locked or broken catalog must not stop a run; the page says so
+        log.error("index: run catalog unavailable: %s", exc)
+        return [], "", [f"the run catalog {Path(root) / '.catalog.sqlite'} is unavailable ({exc}); "
+                        "delete it to have it rebuilt from the run folders"]
+
+
+def _index_sections(root: Path, last: int, limit: int) -> tuple[list[RunRecord], str, list[str]]:
+    from .trends import as_html, db_line_of, trend
+
     cat, report = open_synced(root)
     with cat:
         runs = cat.runs(limit=limit)

@@ -217,15 +217,11 @@ class Catalog:
         if before is not None:
             where.append("dir < ?")
             args.append(before)
-        sql = ("SELECT dir, target, started, state, phases, final_phase, verdict, line, critical, time_scale, "
-               "finished, pages FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
+        sql = (f"SELECT {COLUMNS} FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
                + " ORDER BY dir DESC" + (" LIMIT ?" if limit else ""))
         if limit:
             args.append(limit)
-        return [RunRecord(dir=r[0], target=r[1], started=r[2], state=r[3], phases=json.loads(r[4]), final_phase=r[5],
-                          verdict=r[6], line=r[7], critical=r[8], time_scale=r[9], finished=r[10],
-                          pages=json.loads(r[11]))
-                for r in self.db.execute(sql, args)]
+        return [_record(r) for r in self.db.execute(sql, args)]
 
     def with_checks(self, runs: list[RunRecord]) -> list[RunRecord]:
         """Fill in each run's checks and measurements (one query per table for all the runs)."""
@@ -243,15 +239,8 @@ class Catalog:
         return runs
 
     def run(self, d: str) -> RunRecord | None:
-        return next(iter(self.with_checks(self._one(d))), None)
-
-    def _one(self, d: str) -> list[RunRecord]:
-        rows = self.db.execute(
-            "SELECT dir, target, started, state, phases, final_phase, verdict, line, critical, time_scale, "
-            "finished, pages FROM runs WHERE dir = ?", (d,)).fetchall()
-        return [RunRecord(dir=r[0], target=r[1], started=r[2], state=r[3], phases=json.loads(r[4]), final_phase=r[5],
-                          verdict=r[6], line=r[7], critical=r[8], time_scale=r[9], finished=r[10],
-                          pages=json.loads(r[11])) for r in rows]
+        rows = self.db.execute(f"SELECT {COLUMNS} FROM runs WHERE dir = ?", (d,)).fetchall()
+        return next(iter(self.with_checks([_record(r) for r in rows])), None)
 
     def previous_completed(self, target: str, before: str) -> RunRecord | None:
         """The latest COMPLETE run with a verdict of ``target`` whose folder sorts before ``before``."""
@@ -275,6 +264,14 @@ class Catalog:
     def dump(self) -> dict[str, list[tuple]]:
         """Every row of every table, sorted: what "the same content" means for a rebuild."""
         return {t: sorted(self.db.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in TABLES}
+
+
+COLUMNS = "dir, target, started, state, phases, final_phase, verdict, line, critical, time_scale, finished, pages"
+
+
+def _record(r: tuple) -> RunRecord:
+    return RunRecord(dir=r[0], target=r[1], started=r[2], state=r[3], phases=json.loads(r[4]), final_phase=r[5],
+                     verdict=r[6], line=r[7], critical=r[8], time_scale=r[9], finished=r[10], pages=json.loads(r[11]))
 
 
 def open_synced(root: str | Path) -> tuple[Catalog, SyncReport]:
