@@ -8,7 +8,7 @@ import html
 
 from .compare import Change, Comparison, Moved, _when
 
-MAX_LISTED = 12
+MAX_LISTED = 25   # per list in Markdown (the issue comment); the terminal and HTML list everything
 
 
 def _num(v: float) -> str:
@@ -31,16 +31,16 @@ SECTIONS = (("newly_failing", "Newly failing"), ("fixed", "Fixed"), ("still_fail
             ("changed", "Other changes"))
 
 
-def _lists(cmp: Comparison):
+def _lists(cmp: Comparison, limit: int | None = None):
     for key, title in SECTIONS:
         items = getattr(cmp, key)
         if items:
-            shown = [_change(c, key) for c in items[:MAX_LISTED]]
-            if len(items) > MAX_LISTED:
-                shown.append(f"... and {len(items) - MAX_LISTED} more")
+            shown = [_change(c, key) for c in items[:limit]]
+            if limit is not None and len(items) > limit:
+                shown.append(f"... and {len(items) - limit} more")
             yield title, shown
     if cmp.moved:
-        yield "Numbers that moved beyond noise", [moved_text(m) for m in cmp.moved[:MAX_LISTED]]
+        yield "Numbers that moved beyond noise", [moved_text(m) for m in cmp.moved[:limit]]
 
 
 def as_text(cmp: Comparison) -> str:
@@ -53,7 +53,7 @@ def as_text(cmp: Comparison) -> str:
 
 def as_markdown(cmp: Comparison, *, heading: str = "### ") -> list[str]:
     out = [f"{heading}{cmp.headline()}", ""]
-    for title, items in _lists(cmp):
+    for title, items in _lists(cmp, MAX_LISTED):
         out.append(f"- **{title}:** " + "; ".join(items))
     return out + [""]
 

@@ -65,7 +65,8 @@ def test_the_second_run_says_what_was_fixed_and_what_remains(two_runs):
     assert headline.startswith(f"Since the last run ({d1.name}, ") and f"{len(fixed)} fixed" in headline
     # terminal: the headline and the lists, before the verdict line (still the last line)
     assert headline in stdout and stdout.strip().splitlines()[-1].startswith("Overall Status: ")
-    assert all(f"    {c} {before[c]} -> {after[c]}" in stdout for c in fixed)
+    missing = [c for c in fixed if f"    {c} {before[c]} -> {after[c]}\n" not in stdout]
+    assert not missing, stdout[-4000:]
     summary = (d2 / "summary.md").read_text()
     assert f"### {headline}" in summary and "- **Fixed:** " + f"{fixed[0]} {before[fixed[0]]} -> " in summary
     if remain:
