@@ -1,4 +1,4 @@
-"""Two real sandbox runs in a row: issue-1278 (dry run), then the same plan applied.
+"""Two real sandbox runs in a row: issue-1278 (dry run), then the remediation plan applied.
 
 The second run's terminal output, results.json and summary.md say what was fixed and what remains;
 ``runbook diff`` on the two folders agrees; index.html shows both in the grid and a trend plot; the
@@ -42,10 +42,14 @@ def two_runs(tmp_path_factory):
     d1 = Path(re.search(r"^Report: (.+)$", first.stdout, re.M)[1])
     doc1 = json.loads((d1 / "results.json").read_text())
     assert doc1["since_last_run"]["base"] is None
-    plan_id = doc1["phases"]["remediate"]["plan"]["id"]
+    assert doc1["phases"]["remediate"]["applied"] is False
+    # as `make demo` does: the plan id from a dry run just before, then apply exactly that plan
+    plan = runbook("plan", "--id-only", timeout=300)
+    assert plan.returncode == 0, plan.stderr[-2000:]
+    plan_id = plan.stdout.strip()
     second = runbook("run", "-p", "remediation.apply=true", "-p", f"remediation.confirm={plan_id}",
                      "--out", str(out), "--no-progress")
-    assert second.returncode in (0, 1), second.stdout[-2000:] + second.stderr[-3000:]
+    assert second.returncode in (0, 1) and "INCOMPLETE" not in second.stderr, second.stdout[-2000:] + second.stderr[-3000:]
     d2 = Path(re.search(r"^Report: (.+)$", second.stdout, re.M)[1])
     return out, d1, d2, doc1, json.loads((d2 / "results.json").read_text()), second.stdout
 
