@@ -18,6 +18,7 @@ _LAZY = {
     "plots": ("render.plots", None), "tables": ("render.tables", None),
     "show": ("render.tables", "show"),
     "golden_steps": ("golden_path", "waterfall_steps"),
+    "since_last_run": ("history", "since_last_run_view"),
 }
 
 if TYPE_CHECKING:  # for readers and type checkers; at run time these load on first use

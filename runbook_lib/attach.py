@@ -15,6 +15,17 @@ Requests, in order (``--dry-run`` prints them and sends nothing, no token needed
     DELETE /repos/{owner}/{repo}/issues/{n}/labels/{name}     each present label to remove
     POST   /repos/{owner}/{repo}/issues/{n}/labels            the missing labels to add
 
+Quiet mode (``--notify on-change``, the default): the comment is edited on every run (an edit
+notifies nobody), but labels move and the report is posted as a *new* comment (the old one is then
+deleted, so there is still one) only when the verdict or the set of failing checks changed since
+the state the comment shows; ``daily`` adds a heartbeat a day, ``always`` posts every run. The
+state is a hidden line under the marker (runbook_lib/history/quiet.py); when the issue has no
+state yet, ``--previous`` (a results.json or report folder, e.g. the last CI artifact) or the
+reports folder's catalog stands in. The comment's "Since the last run" section is rebuilt from
+the same previous run when the run itself had nothing to compare with (a fresh CI checkout).
+
+    DELETE /repos/{owner}/{repo}/issues/comments/{id}        the old comment, after a new one is posted
+
 Every call has a deadline and 5xx answers are retried a few times. HTTP errors become
 ``GitHubError`` messages that say what to fix. The token is registered with ``redact`` and every
 message passes through it, so the token cannot leak through an error or a printed line.
@@ -60,6 +71,8 @@ class AttachOutcome:
     labels_removed: list[str]
     requests: list[tuple[str, str]] = field(default_factory=list)
     dry_run: bool = False
+    notified: bool = False       # a new comment was posted (subscribers are notified)
+    why: str = ""                # why it was (or was not): what changed since the state the issue showed
 
 
 @dataclass(frozen=True)
@@ -70,6 +83,7 @@ class Report:
     healthy: bool
     verdict_line: str
     params: Params
+    results: dict = field(default_factory=dict)
 
 
 def attach(
@@ -82,8 +96,16 @@ def attach(
     token: str | None,
     api_url: str | None,
     out: TextIO = sys.stdout,
+    notify: str = "on-change",
+    previous: Path | None = None,
+    now: datetime | None = None,
 ) -> AttachOutcome:
     """Post (or update) the report comment on the tracking issue and move its labels."""
+    from .history import quiet
+
+    if notify not in quiet.MODES:
+        raise GitHubError(f"--notify: expected one of {', '.join(quiet.MODES)}, got {notify!r}")
+    now = now or datetime.now(timezone.utc)
     token = token or os.environ.get("GITHUB_TOKEN") or None
     redact.register(token)
     report = read_report(Path(run_dir))
@@ -94,27 +116,43 @@ def attach(
     marker = report_marker(issue, report.params.target.name)
     from .render.summary import for_comment
 
-    body = comment_body(marker, for_comment(report.summary, report_url, Path(run_dir)), report_url)
+    run, base = _history(Path(run_dir), report, previous)
     urls = _Urls(_api_base(api_url), repo, issue)
 
     if dry_run:
-        return _print_dry_run(urls, report, marker, body, add, remove, has_token=bool(token), out=out)
+        decision = quiet.decide(notify, quiet.state_of(base) if base else None, quiet.state_of(run), now)
+        body = comment_body(marker, for_comment(_summary(report, run, base, None), report_url, Path(run_dir)), report_url,
+                            state=quiet.state_of(run, now.isoformat() if decision.notify else "").line())
+        return _print_dry_run(urls, report, marker, body, add, remove, has_token=bool(token), out=out,
+                              decision=decision)
     if not token:
         raise GitHubError(f"set GITHUB_TOKEN (a token with issues:write on {repo})")
 
     with _GitHub(urls, token) as gh:
         present = {name.casefold() for name in gh.issue_labels()}
         existing = gh.find_comment(marker)
-        if existing is not None:
-            comment_url, created = gh.update_comment(existing, body), False
-        else:
+        shown = quiet.parse_state(existing.get("body")) if existing is not None else None
+        before = shown or (quiet.state_of(base) if base else None)
+        decision = quiet.decide(notify, before, quiet.state_of(run), now)
+        notified = now.isoformat() if decision.notify or existing is None else (before.notified if before else "")
+        body = comment_body(marker, for_comment(_summary(report, run, base, shown), report_url, Path(run_dir)), report_url,
+                            state=quiet.state_of(run, notified).line())
+        if existing is None:
             comment_url, created = gh.create_comment(body), True
-        removed = []
-        for name in remove:
-            if name.casefold() in present and gh.remove_label(name):
-                removed.append(name)
-        added = gh.add_labels([name for name in add if name.casefold() not in present])
-        outcome = AttachOutcome(comment_url, created, added, removed, list(gh.requests))
+        elif decision.notify:
+            # A new comment is what notifies subscribers; post it first, so a failed delete leaves two, never none.
+            comment_url, created = gh.create_comment(body), True
+            gh.delete_comment(existing)
+        else:
+            comment_url, created = gh.update_comment(existing, body), False
+        removed, added = [], []
+        if decision.move_labels or existing is None:
+            for name in remove:
+                if name.casefold() in present and gh.remove_label(name):
+                    removed.append(name)
+            added = gh.add_labels([name for name in add if name.casefold() not in present])
+        outcome = AttachOutcome(comment_url, created, added, removed, list(gh.requests),
+                                notified=created, why=decision.why)
 
     _print_outcome(outcome, urls, out)
     return outcome
@@ -146,7 +184,54 @@ def read_report(run_dir: Path) -> Report:
         healthy=verdict["healthy"],
         verdict_line=str(verdict.get("line", "")),
         params=params,
+        results=results,
     )
+
+
+def _history(run_dir: Path, report: Report, previous: Path | None):
+    """This run as a history record, and the previous run of its target: ``--previous`` (a results.json
+    or report folder), else the reports folder's catalog (when ``runbook run`` left one)."""
+    from .history import Catalog
+    from .history.catalog import FILENAME
+    from .history.runs import UnreadableRun, read_results
+
+    try:
+        run = read_results(run_dir)
+    except UnreadableRun as exc:
+        raise GitHubError(f"{run_dir}: {exc}") from None
+    base = None
+    if previous is not None:
+        try:
+            base = read_results(Path(previous))
+        except UnreadableRun as exc:
+            raise GitHubError(f"--previous: {exc}; pass the results.json (or report folder) of an earlier run") from None
+        if base.target != run.target:
+            raise GitHubError(f"--previous: {previous} is a run of target {base.target!r}, this one of {run.target!r}")
+        if base.dir == run.dir:
+            base = None  # the same run (e.g. the artifact of this very job): nothing earlier to compare with
+    elif (run_dir.parent / FILENAME).exists():
+        with Catalog(run_dir.parent) as cat:
+            cat.sync()
+            base = cat.previous_completed(run.target, before=run_dir.name)
+    return run, base
+
+
+def _summary(report: Report, run, base, shown) -> str:
+    """summary.md, with its "Since the last run" section rebuilt when the run had nothing to compare with."""
+    from .history import compare
+    from .history.text import as_markdown
+    from .history.quiet import replace_since_section
+
+    block = report.results.get("since_last_run") if isinstance(report.results, dict) else None
+    if isinstance(block, dict) and block.get("base"):
+        return report.summary
+    if base is not None:
+        cmp = compare(base, run)
+    elif shown is not None and shown.run != run.dir:
+        cmp = compare(shown.as_record(), run, partial=True)
+    else:
+        return report.summary
+    return replace_since_section(report.summary, as_markdown(cmp))
 
 
 def _where(repo: str | None, issue: int | None, params: Params) -> tuple[str, int]:
@@ -179,8 +264,11 @@ def report_marker(issue: int, target: str) -> str:
     return f"<!-- runbook:report issue={issue} target={target} -->"
 
 
-def comment_body(marker: str, summary: str, report_url: str | None) -> str:
-    """Marker, the summary, and a link to the full report; redacted and within GitHub's size limit."""
+def comment_body(marker: str, summary: str, report_url: str | None, *, state: str = "") -> str:
+    """Marker (+ the hidden state line), the summary, and a link to the full report; redacted and
+    within GitHub's size limit."""
+    if state:
+        marker = f"{marker}\n{state}"
     tail = f"\n\n**Full report:** {report_url}\n" if report_url else "\n"
     summary = redact.text(summary.strip())
     room = MAX_BODY_CHARS - len(marker) - len(tail) - 200
@@ -307,6 +395,10 @@ class _GitHub:
         url = self.urls.comments
         response = self.call("POST", url, json={"body": body}, idempotent=False)
         return self._json(response, "POST", url).get("html_url", url)
+
+    def delete_comment(self, comment: dict[str, Any]) -> None:
+        """Remove our superseded comment (after its successor is posted); already gone is fine."""
+        self.call("DELETE", self.urls.comment(comment["id"]), absent_ok=True)
 
     def remove_label(self, name: str) -> bool:
         """True if the label was removed; False if it was already gone (404)."""
@@ -442,7 +534,7 @@ def _reset_time(reset: str | None) -> str:
 
 def _print_dry_run(
     urls: _Urls, report: Report, marker: str, body: str, add: list[str], remove: list[str],
-    *, has_token: bool, out: TextIO,
+    *, has_token: bool, out: TextIO, decision=None,
 ) -> AttachOutcome:
     planned: list[tuple[str, str]] = [
         ("GET", urls.issue_url),
@@ -459,6 +551,8 @@ def _print_dry_run(
         f"Dry run: nothing is sent to GitHub ({urls.repo} issue #{urls.issue}, API {urls.api}).",
         f"Verdict: {report.verdict_line or ('HEALTHY' if report.healthy else 'UNHEALTHY')} -> handback.{which}",
         f"Token: {'set' if has_token else 'not set (GITHUB_TOKEN is needed to send)'}",
+        *([f"Notify: {'new comment + labels' if decision.notify else 'quiet update'} ({decision.why}; "
+           "the state in the marked comment, when there is one, decides)"] if decision else []),
         "Requests:",
         f"  GET    {urls.issue_url}  (current labels)",
         f"  GET    {urls.first_comments_page}  (find {marker}, following Link rel=\"next\")",
@@ -480,4 +574,6 @@ def _print_outcome(outcome: AttachOutcome, urls: _Urls, out: TextIO) -> None:
     say = [f"Comment {action} on {urls.repo}#{urls.issue}: {outcome.comment_url}"]
     moves = [f"+{name}" for name in outcome.labels_added] + [f"-{name}" for name in outcome.labels_removed]
     say.append(f"Labels: {' '.join(moves)}" if moves else "Labels: already as wanted, nothing changed")
+    if outcome.why:
+        say.append(f"{'Notified' if outcome.notified else 'Quiet'}: {outcome.why}")
     out.write(redact.text("\n".join(say)) + "\n")

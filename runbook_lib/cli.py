@@ -24,6 +24,8 @@ examples:
   runbook check --params parameters/staging.yaml --detailed-report   # no notebooks, for cron
   runbook sandbox up --scenario issue-1278 && runbook sandbox status && runbook sandbox down
   runbook attach --run reports/latest --repo OWNER/NAME --issue 1278 --dry-run
+  runbook diff reports/<A> reports/<B>          # what changed between two runs (--json, --markdown)
+  runbook history --target sandbox              # verdicts, check-by-run grid, key numbers over runs
 """
 
 
@@ -90,6 +92,32 @@ def build_parser() -> argparse.ArgumentParser:
     attach.add_argument("--issue", type=int, metavar="N", help="default: handback.issue of the run's parameters")
     attach.add_argument("--report-url", metavar="URL", help="link to the full report (e.g. the CI artifact)")
     attach.add_argument("--dry-run", action="store_true", help="print the requests instead of sending them")
+    attach.add_argument("--notify", choices=["always", "on-change", "daily"], default="on-change",
+                        help="when to post a new comment and move labels: every run, only when the verdict or the "
+                        "failing checks change (default), or on change plus a daily heartbeat; the comment is "
+                        "updated quietly otherwise")
+    attach.add_argument("--previous", metavar="PATH", help="results.json (or report folder) of the previous run, "
+                        "e.g. the last CI artifact: for 'since the last run' when the issue shows no state yet; "
+                        "empty = none")
+
+    diff = sub.add_parser("diff", help="compare two runs: newly failing, fixed, still failing, numbers that moved",
+                          description="Compare run B with the earlier run A (two report folders), or the newest "
+                          "completed run of a target with the one N-1 runs before it (--last N).")
+    diff.add_argument("runs", nargs="*", metavar="DIR", help="two report folders: A (earlier) and B")
+    diff.add_argument("--last", type=int, metavar="N", help="compare the newest completed run with the one N-1 runs before")
+    diff.add_argument("--target", metavar="NAME", help="with --last: the target (needed when the folder holds several)")
+    diff.add_argument("--reports", default="reports", metavar="DIR", help="with --last: reports folder (default: reports)")
+    fmt = diff.add_mutually_exclusive_group()
+    fmt.add_argument("--json", dest="format", action="store_const", const="json", help="the comparison as JSON")
+    fmt.add_argument("--markdown", dest="format", action="store_const", const="markdown", help="as Markdown")
+
+    history = sub.add_parser("history", help="a target's runs: verdict over time, check-by-run grid, key numbers")
+    history.add_argument("--target", metavar="NAME", help="default: every target in the reports folder")
+    history.add_argument("--reports", default="reports", metavar="DIR", help="reports folder (default: reports)")
+    history.add_argument("--last", type=int, default=20, metavar="N", help="how many runs (default 20)")
+    history.add_argument("--json", action="store_true", help="as JSON")
+    history.add_argument("--verify", action="store_true",
+                         help="re-check every run folder's files (after editing finished runs by hand)")
     return parser
 
 
@@ -147,6 +175,8 @@ def cmd_run(args) -> int:
     print(f"Report: {outcome.run_dir}")
     if outcome.error:
         _error_line(f"runbook: INCOMPLETE: {outcome.error}")
+    if outcome.since_last_run:
+        print(outcome.since_last_run, end="", file=sys.stderr)
     print(outcome.verdict_line or "Overall Status: UNKNOWN (no verdict recorded)", flush=True)
     # stdout ends with the verdict line (scripts read it); a person reads on from these two
     for line in closing_lines(outcome.run_dir, outcome.phases_done):
@@ -205,12 +235,38 @@ def cmd_attach(args) -> int:
     from .attach import attach
 
     attach(Path(args.run), repo=args.repo, issue=args.issue, report_url=args.report_url,
-           dry_run=args.dry_run, token=None, api_url=None)
+           dry_run=args.dry_run, token=None, api_url=None, notify=args.notify,
+           previous=Path(args.previous) if args.previous else None)
+    return 0
+
+
+def cmd_diff(args) -> int:
+    from .errors import HistoryError
+    from .history.diff import diff_folders, diff_last, print_diff
+
+    if args.last is not None and args.runs:
+        raise HistoryError("diff: pass two report folders or --last N, not both")
+    if args.last is not None:
+        cmp = diff_last(Path(args.reports), args.target, args.last)
+    elif len(args.runs) == 2:
+        cmp = diff_folders(Path(args.runs[0]), Path(args.runs[1]))
+    else:
+        raise HistoryError(f"diff: expected two report folders (A B) or --last N, got {len(args.runs)} folders")
+    print_diff(cmp, args.format or "text", sys.stdout)
+    return 0
+
+
+def cmd_history(args) -> int:
+    from .history.diff import print_history
+
+    print_history(Path(args.reports), args.target, last=args.last, as_json=args.json, out=sys.stdout, err=sys.stderr,
+                  verify=args.verify)
     return 0
 
 
 COMMANDS = {"run": cmd_run, "check": cmd_check, "plan": cmd_plan, "params": cmd_params,
-            "sandbox": cmd_sandbox, "record": cmd_record, "attach": cmd_attach}
+            "sandbox": cmd_sandbox, "record": cmd_record, "attach": cmd_attach,
+            "diff": cmd_diff, "history": cmd_history}
 
 if __name__ == "__main__":
     sys.exit(main())

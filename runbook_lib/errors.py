@@ -10,7 +10,8 @@
     │    exists), operation (a long-running operation finished with an error))
     ├── RemediationError      a plan could not be applied (wrong confirmation, failed action)
     ├── GitHubError           ``runbook attach`` failed (401/403/404/rate limit)
-    └── RunError              a papermill run failed (dead kernel, failing cell)
+    ├── RunError              a papermill run failed (dead kernel, failing cell)
+    └── HistoryError          ``runbook diff`` / ``history``: no such run folder, target or earlier run
 
 Foreign exceptions (httpx, grpc, ssl, socket) are translated at the edge that calls them, with a
 message that says what to do next.
@@ -59,3 +60,7 @@ class GitHubError(RunbookError):
 
 class RunError(RunbookError):
     """Executing a phase notebook failed."""
+
+
+class HistoryError(RunbookError):
+    """Comparing runs or showing a target's history failed (unknown folder, target, too few runs)."""

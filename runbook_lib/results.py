@@ -52,6 +52,9 @@ class CheckResult(BaseModel):
     # Components whose own failure would explain this one (a slow database behind a saturated
     # connector): used to name root causes, never to hide a result.
     upstream: list[str] = Field(default_factory=list)
+    # The numbers behind ``observed``, typed, for comparisons across runs (runbook_lib/history):
+    # name -> value, durations in real-world seconds (measured / time_scale), e.g. {"p95_s": 41.2}.
+    measurements: dict[str, float] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _explained(self) -> "CheckResult":

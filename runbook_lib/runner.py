@@ -43,6 +43,7 @@ class RunOutcome:
     healthy: bool | None = None
     phases_done: list[str] = field(default_factory=list)
     error: str = ""
+    since_last_run: str = ""         # "Since the last run (...): 2 newly failing, 5 fixed" and the lists
 
     @property
     def exit_code(self) -> int:
@@ -303,6 +304,10 @@ def _finish(run_dir: Path, root: Path, params: Params, outcome: RunOutcome) -> N
         from .render.summary import write_summary
 
         if doc.get("phases"):
+            from .history import since_last_run
+            from .history.text import as_text
+
+            outcome.since_last_run = as_text(since_last_run(root, run_dir, doc))
             write_summary(run_dir, doc, params)
     except OSError as exc:
         outcome.state, outcome.error = "FAILED", outcome.error or f"could not write the report ({exc.strerror or exc})"

@@ -25,6 +25,7 @@ ROUTES = [
     ("GET", re.compile(rf"^/repos/{REPO}/issues/(?P<n>\d+)/comments$"), "list_comments"),
     ("POST", re.compile(rf"^/repos/{REPO}/issues/(?P<n>\d+)/comments$"), "create_comment"),
     ("PATCH", re.compile(rf"^/repos/{REPO}/issues/comments/(?P<id>\d+)$"), "update_comment"),
+    ("DELETE", re.compile(rf"^/repos/{REPO}/issues/comments/(?P<id>\d+)$"), "delete_comment"),
     ("POST", re.compile(rf"^/repos/{REPO}/issues/(?P<n>\d+)/labels$"), "add_labels"),
     ("DELETE", re.compile(rf"^/repos/{REPO}/issues/(?P<n>\d+)/labels/(?P<name>[^/]+)$"), "remove_label"),
 ]
@@ -207,6 +208,16 @@ class FakeGitHub:
             return 422, {}, {"message": "Validation Failed"}
         comment["body"] = req.body["body"]
         return 200, {}, comment
+
+    def _delete_comment(self, req, base_url, repo, id):
+        comment = self.comments.get(int(id))
+        if comment is None or comment["repo"] != repo:
+            return 404, {}, {"message": "Not Found"}
+        del self.comments[int(id)]
+        for issue in self.issues.values():
+            if int(id) in issue.comment_ids:
+                issue.comment_ids.remove(int(id))
+        return 204, {}, b""
 
     def _add_labels(self, req, base_url, repo, n):
         issue = self._issue(repo, n)

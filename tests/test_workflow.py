@@ -20,7 +20,8 @@ RUNBOOK = re.compile(r"(?:^|\s)(?:\S*/)?runbook\s+(?P<rest>.*)$")
 SHELL_OPERATOR = re.compile(r"^[();<>|&]+$")
 SHELL_VARIABLE = re.compile(r"\$\{?(\w+)\}?")
 # What the workflow's variables hold at run time, so typed options (--issue N) parse.
-SAMPLE_VALUES = {"ISSUE": "1278", "PARAMS": "parameters/sandbox.yaml", "GITHUB_REPOSITORY": "acme/app"}
+SAMPLE_VALUES = {"ISSUE": "1278", "PARAMS": "parameters/sandbox.yaml", "GITHUB_REPOSITORY": "acme/app",
+                 "NOTIFY": "on-change"}
 
 
 def load() -> dict:
@@ -198,11 +199,13 @@ def test_an_unhealthy_run_still_yields_its_report_folder_and_exit_code(workspace
 
     done, _ = run_step(workspace, step_named(workflow, "Post the summary on the tracking issue"),
                        RUN_DIR=outputs["run_dir"], GITHUB_REPOSITORY="acme/app", ISSUE="1278",
-                       REPORT_URL="https://github.com/acme/app/actions/runs/1")
+                       REPORT_URL="https://github.com/acme/app/actions/runs/1", NOTIFY="on-change",
+                       PREVIOUS="prev/runbook-report-1-1/20241231T000000Z-sandbox-abcdef/results.json")
     assert done.returncode == 0, done.stderr
     assert (workspace / "args").read_text().splitlines() == [
         "attach", "--run", "reports/20250101T000000Z-sandbox", "--repo", "acme/app", "--issue", "1278",
-        "--report-url", "https://github.com/acme/app/actions/runs/1",
+        "--report-url", "https://github.com/acme/app/actions/runs/1", "--notify", "on-change",
+        "--previous", "prev/runbook-report-1-1/20241231T000000Z-sandbox-abcdef/results.json",
     ]
 
     done, _ = run_step(workspace, steps(workflow)[-1], RUNBOOK_EXIT=outputs["exit_code"])

@@ -27,12 +27,12 @@ class Maker:
     def __call__(
         self, id: str, title: str, status: Status, *, observed: str = "", expected: str = "",
         reason: str = "", remediation: str = "", evidence: Iterable[str] = (), upstream: Iterable[str] = (),
-        severity: Severity | None = None,
+        severity: Severity | None = None, measurements: dict[str, float] | None = None,
     ) -> CheckResult:
         return CheckResult(
             id=id, component=self.component, title=title, status=status, severity=severity or self.severity,
             observed=observed, expected=expected, reason=reason, remediation=remediation,
-            evidence=list(evidence), upstream=list(upstream),
+            evidence=list(evidence), upstream=list(upstream), measurements=dict(measurements or {}),
         )
 
 

@@ -151,24 +151,25 @@ def expiry(cid: str, title: str, domain: str, ev: Evidence, cert: dict, params: 
     not_after, not_before = parse_time(cert.get("not_after")), parse_time(cert.get("not_before"))
     expected = f"valid for more than {d.expiry_warn_days} days"
     if not_after is None:
-        return make(cid, title, ERROR, expected=expected, evidence=evidence,
+        return make(cid, title, ERROR, expected=expected, evidence=evidence, measurements=numbers,
                     reason=f"the certificate's expiry date could not be read ({cert.get('not_after')!r})")
     left = days_between(not_after, ev.now)
     observed = f"expires {not_after:%Y-%m-%d %H:%M} UTC ({fmt_days(left)} left)"
+    numbers = {"days_left": float(left)}
     fix = ("a Google-managed certificate renews itself; " + _use_managed(params, ev))
     if not_before is not None and not_before > ev.now:
         return make(cid, title, FAIL, observed=f"not valid before {not_before:%Y-%m-%d %H:%M} UTC", expected=expected,
-                    evidence=evidence, reason="the certificate is not valid yet", remediation=fix)
+                    evidence=evidence, measurements=numbers, reason="the certificate is not valid yet", remediation=fix)
     if left < 0:
         return make(cid, title, FAIL, observed=f"expired {not_after:%Y-%m-%d %H:%M} UTC ({fmt_days(-left)} ago)",
-                    expected=expected, evidence=evidence, reason="the certificate has expired", remediation=fix)
+                    expected=expected, evidence=evidence, measurements=numbers, reason="the certificate has expired", remediation=fix)
     if left < d.expiry_fail_days:
-        return make(cid, title, FAIL, observed=observed, expected=expected, evidence=evidence,
+        return make(cid, title, FAIL, observed=observed, expected=expected, evidence=evidence, measurements=numbers,
                     reason=f"fewer than {d.expiry_fail_days} days left", remediation=fix)
     if left < d.expiry_warn_days:
-        return make(cid, title, WARN, observed=observed, expected=expected, evidence=evidence,
+        return make(cid, title, WARN, observed=observed, expected=expected, evidence=evidence, measurements=numbers,
                     reason=f"fewer than {d.expiry_warn_days} days left", remediation=fix)
-    return make(cid, title, PASS, observed=observed, expected=expected, evidence=evidence)
+    return make(cid, title, PASS, observed=observed, expected=expected, evidence=evidence, measurements=numbers)
 
 
 # -- the control plane ----------------------------------------------------------------------------

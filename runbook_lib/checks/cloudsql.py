@@ -203,8 +203,10 @@ def connect(ev: Evidence, params: Params) -> CheckResult:
     observed = (f"{n} samples: p95 {fmt_s(p95, scale)}, p50 {p50:.2f} s, max {worst:.2f} s; "
                 f"{timeouts}/{n} timed out" + (f", {others} other failures" if others else ""))
     slow = p95 >= params.scaled(limit)
+    numbers = {"p50_s": p50 / scale, "p95_s": p95 / scale, "max_s": worst / scale, "failed": float(len(failed))}
     if not failed and not slow:
-        return make(cid, title, PASS, observed=observed, expected=expected, evidence=[PROBE], upstream=["connector"])
+        return make(cid, title, PASS, observed=observed, expected=expected, evidence=[PROBE], upstream=["connector"],
+                    measurements=numbers)
     reasons = []
     if failed:
         first = first_failed(samples)
@@ -217,7 +219,7 @@ def connect(ev: Evidence, params: Params) -> CheckResult:
                     reason=f"{down}: connections fail upstream of the path; " + "; ".join(reasons),
                     remediation=f"start the instance first (sql.state): `{sqladmin.set_activation_policy_always(params).gcloud}`")
     return make(cid, title, FAIL, observed=observed, expected=expected, evidence=[PROBE, KEY], upstream=["connector"],
-                reason="; ".join(reasons), remediation=_connect_advice(failed, slow, params))
+                measurements=numbers, reason="; ".join(reasons), remediation=_connect_advice(failed, slow, params))
 
 
 def not_measurable_here(samples: list[ProbeResult], params: Params) -> str:

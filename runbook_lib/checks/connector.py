@@ -174,6 +174,7 @@ def saturation(ev: Evidence, params: Params, conn: Connector | None) -> CheckRes
     highest, peak_at = top
     observed = (f"{latest:g} instances at {at:%H:%M} UTC (peak {highest:g} at {peak_at:%H:%M}), "
                 f"max {ceiling}")
+    numbers = {"instances": float(latest), "peak": float(highest), "max_instances": float(ceiling)}
     if latest >= ceiling:
         if ceiling < params.connector.max_instances:
             fix = f"`{vpcaccess.update_instances(params).gcloud}`"
@@ -181,14 +182,14 @@ def saturation(ev: Evidence, params: Params, conn: Connector | None) -> CheckRes
             fix = (f"the connector is at its ceiling of {ceiling} instances; use a larger machine type: "
                    f"`gcloud compute networks vpc-access connectors update {params.connector.name} --region "
                    f"{params.region} --machine-type e2-standard-4 --project {params.project}`")
-        return make(cid, title, FAIL, observed=observed, expected=expected, evidence=[METRIC, KEY],
+        return make(cid, title, FAIL, observed=observed, expected=expected, evidence=[METRIC, KEY], measurements=numbers,
                     reason="saturated: every instance the connector may run is running, so new connections "
                            "to the VPC wait (database timeouts follow)", remediation=fix)
     if highest >= ceiling:
-        return make(cid, title, WARN, observed=observed, expected=expected, evidence=[METRIC, KEY],
+        return make(cid, title, WARN, observed=observed, expected=expected, evidence=[METRIC, KEY], measurements=numbers,
                     reason=f"the connector hit its maximum at {peak_at:%H:%M} UTC within the last "
                            f"{params.monitoring.lookback_minutes} min; it may saturate again under load")
-    return make(cid, title, PASS, observed=observed, expected=expected, evidence=[METRIC])
+    return make(cid, title, PASS, observed=observed, expected=expected, evidence=[METRIC], measurements=numbers)
 
 
 

@@ -18,10 +18,10 @@ UPSTREAM = ["connector", "cloudsql", "certificates", "load_balancer", "secrets",
 
 
 def _r(id_: str, title: str, status: Status, *, observed: str = "", expected: str = "", reason: str = "",
-       remediation: str = "", evidence: list[str]) -> CheckResult:
+       remediation: str = "", evidence: list[str], measurements: dict[str, float] | None = None) -> CheckResult:
     return CheckResult(id=id_, component=COMPONENT, title=title, status=status, severity=Severity.critical,
                        observed=observed, expected=expected, reason=reason, remediation=remediation,
-                       evidence=evidence, upstream=UPSTREAM)
+                       evidence=evidence, upstream=UPSTREAM, measurements=dict(measurements or {}))
 
 
 def _secs(measured: float, scale: float) -> str:
@@ -48,7 +48,8 @@ def evaluate(ev: Evidence, params: Params) -> list[CheckResult]:
         out.append(_startup(ev, params))  # measured by Cloud Monitoring, whatever the login did
         return out
     out.append(_r("golden.login", "A user can log in", Status.PASS, observed=f"token issued in {_secs(login.total_s, scale)}",
-                  expected="HTTP 200 with a token", evidence=["golden.login"]))
+                  expected="HTTP 200 with a token", evidence=["golden.login"],
+                  measurements={"login_s": login.total_s / scale}))
     out.extend(_chat(ev, params, scale))
     out.append(_history(ev))
     out.extend(_requests(ev, params, scale))
@@ -158,7 +159,8 @@ def _requests(ev: Evidence, params: Params, scale: float) -> list[CheckResult]:
            observed=f"p50 {_secs(statistics.median(times), scale)}, p95 {_secs(p95, scale)} over {len(reqs)} requests",
            expected=f"p95 < {params.thresholds.api_response_s:g} s",
            reason="" if p95 < limit else "API responses are slower than the threshold",
-           remediation="" if p95 < limit else FIX, evidence=key),
+           remediation="" if p95 < limit else FIX, evidence=key,
+           measurements={"p50_s": statistics.median(times) / scale, "p95_s": p95 / scale}),
     ]
     reasons = sorted({(r.reason.value if r.reason else "error") for r in bad})
     ok = rate < params.thresholds.error_rate_pct
@@ -166,5 +168,5 @@ def _requests(ev: Evidence, params: Params, scale: float) -> list[CheckResult]:
                   Status.PASS if ok else Status.FAIL, observed=f"{len(bad)}/{len(reqs)} failed ({rate:.1f} %)",
                   expected=f"< {params.thresholds.error_rate_pct:g} %",
                   reason="" if ok else f"{len(bad)} requests failed: {', '.join(reasons)}",
-                  remediation="" if ok else FIX, evidence=key))
+                  remediation="" if ok else FIX, evidence=key, measurements={"error_pct": rate}))
     return out

@@ -104,6 +104,10 @@ def build_summary(doc: dict[str, Any], params: Params, *, links: bool = True, ba
         out += [("🚀 Development team: ready for service deployment." if st.status == "COMPLETE"
                  else "🚀 Development team: the environment is healthy; the open items above remain."), ""]
     out += _impact(params, bool(st.healthy) and st.kind != "diagnosis", short=st.status == "UNHEALTHY")
+    from ..history import summary_lines
+
+    if since := summary_lines(doc):
+        out += [""] + since[:-1]
     if links:
         out += ["", _links(phases, base_url)]
     text = "\n".join(out).rstrip() + "\n"
