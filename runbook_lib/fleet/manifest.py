@@ -137,7 +137,8 @@ def load_manifest(path: str | Path) -> Fleet:
             params = load_params(params_file, overrides)
         except ParameterError as err:
             where = f"{source}: targets.{i} ({spec.name})"
-            raise ParameterError(where, err.key, f"{err.expected} (in {err.source})") from None
+            blame = f"override {err.source[3:]}" if err.source.startswith("-p ") else f"in {err.source}"
+            raise ParameterError(where, err.key, f"{err.expected} ({blame})") from None
         loaded.append(LoadedTarget(i, spec, params_file, overrides, params))
     return Fleet(path.resolve(), loaded)
 
