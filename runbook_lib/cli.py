@@ -128,9 +128,17 @@ def add_fleet_parser(sub) -> None:
     roll = fsub.add_parser("rollup", help="the roll-up from what the targets of a fleet id recorded")
     common(roll, phase=False)
     roll.add_argument("--fleet-id", required=True, metavar="ID")
+    post = fsub.add_parser("attach", help="post a fleet roll-up as one (updated) comment on the tracking issue")
+    post.add_argument("--fleet", required=True, metavar="DIR", help="the fleet folder (e.g. reports/fleet-latest)")
+    post.add_argument("--repo", required=True, metavar="OWNER/NAME")
+    post.add_argument("--issue", required=True, type=int, metavar="N")
+    post.add_argument("--report-url", metavar="URL", help="link to the full reports (e.g. the CI artifacts)")
+    post.add_argument("--dry-run", action="store_true", help="say what would be posted, send nothing")
     lst = fsub.add_parser("list", help="validate the manifest and list its targets")
     lst.add_argument("--manifest", required=True, metavar="FILE")
-    lst.add_argument("--json", action="store_true", help="JSON on stdout (a CI matrix, an Airflow mapping)")
+    shape = lst.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true", help="the targets as JSON on stdout (an Airflow mapping)")
+    shape.add_argument("--names", action="store_true", help="a JSON list of the target names (a CI matrix)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -224,11 +232,19 @@ def cmd_fleet(args) -> int:
     if args.fleet_command == "list":
         loaded = fleet.load_manifest(args.manifest)
         rows = [t.describe() for t in loaded.targets]
-        if args.json:
+        if args.names:
+            print(json.dumps([r["name"] for r in rows]))
+        elif args.json:
             print(json.dumps({"targets": rows}))
         else:
             for r in rows:
                 print(f"{r['index']:3}  {r['name']:24} {r['mode']:8} {r['params']}")
+        return 0
+    if args.fleet_command == "attach":
+        from .fleet.attach import attach_fleet
+
+        attach_fleet(Path(args.fleet), repo=args.repo, issue=args.issue, report_url=args.report_url,
+                     dry_run=args.dry_run)
         return 0
     if args.fleet_command == "run":
         if args.parallel < 1:

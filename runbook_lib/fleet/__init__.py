@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..evidence import atomic_write_json
-from . import rollup as _rollup
+from . import report as _report
 from .execute import assigned, fleet_dir, new_fleet_id, run_all
 from .manifest import Fleet, load_manifest
 
@@ -43,7 +43,7 @@ def run(manifest: str | Path, *, parallel: int = 2, phase: str = "all", out: str
     started = time.monotonic()
     run_all(fleet, fleet.targets, fdir=fdir, out=root, parallel=parallel, phase=phase,   # 3. the runs
             extra_overrides=overrides, echo=echo)
-    doc = _rollup.build(fleet, fdir, fleet_id=fleet_id, wall_s=round(time.monotonic() - started, 2))  # 4.
+    doc = _report.build(fleet, fdir, fleet_id=fleet_id, wall_s=round(time.monotonic() - started, 2))  # 4.
     _latest(root, fdir)
     return doc
 
@@ -65,7 +65,7 @@ def run_some(manifest: str | Path, *, fleet_id: str, names: Sequence[str] = (), 
                    extra_overrides=overrides, echo=echo) if chosen else []
     doc = None
     if rollup_when_complete and _all_recorded(fleet, fdir):
-        doc = _rollup.build(fleet, fdir, fleet_id=fleet_id)
+        doc = _report.build(fleet, fdir, fleet_id=fleet_id)
         _latest(root, fdir)
         echo(f"fleet {fleet_id}: every target recorded, roll-up built: {doc['line']}")
     return runs, doc
@@ -76,9 +76,16 @@ def rollup(manifest: str | Path, *, fleet_id: str, out: str | Path = "reports") 
     fleet = load_manifest(manifest)
     root = Path(out).resolve()
     fdir = _prepare(fleet, root, fleet_id)
-    doc = _rollup.build(fleet, fdir, fleet_id=fleet_id)
+    doc = _report.build(fleet, fdir, fleet_id=fleet_id)
     _latest(root, fdir)
+    _index(root)  # run folders gathered from elsewhere (CI artifacts) get listed too
     return doc
+
+
+def _index(root: Path) -> None:
+    from ..render.index import write_index
+
+    write_index(root)
 
 
 def _prepare(fleet: Fleet, root: Path, fleet_id: str) -> Path:

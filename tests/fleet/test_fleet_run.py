@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = Path(__file__).resolve().parent / "manifests"
-pytestmark = [pytest.mark.e2e, pytest.mark.sandbox]
+pytestmark = [pytest.mark.e2e, pytest.mark.sandbox, pytest.mark.timeout(900)]
 
 EXPECTED = {"healthy": "HEALTHY", "incident": "UNHEALTHY", "sql-stopped": "UNHEALTHY",
             "replay": "UNHEALTHY", "replay-strict": "UNHEALTHY"}

@@ -20,7 +20,7 @@ from tests.fleet.test_fleet_run import EXPECTED, MANIFESTS
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = os.environ.get("RUNBOOK_AIRFLOW_VENV")
-pytestmark = [pytest.mark.e2e, pytest.mark.sandbox,
+pytestmark = [pytest.mark.e2e, pytest.mark.sandbox, pytest.mark.timeout(1800),
               pytest.mark.skipif(not VENV, reason="needs Airflow in its own venv: run `make test-airflow`")]
 
 

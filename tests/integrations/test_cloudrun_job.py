@@ -29,6 +29,7 @@ def task(index: int, count: int, reports: Path, *args: str) -> subprocess.Comple
 
 
 @pytest.mark.e2e
+@pytest.mark.timeout(900)
 def test_tasks_map_to_targets_and_the_last_one_builds_the_rollup(tmp_path):
     reports = tmp_path / "reports"
     fdir = reports / f"fleet-{EXECUTION}"
