@@ -83,7 +83,8 @@ def runner_info() -> dict:
 
 
 def run_target(target: LoadedTarget, *, fdir: Path, out: Path, phase: str = "all",
-               extra_overrides: Sequence[str] = (), timeout_s: float = DEFAULT_TARGET_TIMEOUT_S) -> TargetRun:
+               extra_overrides: Sequence[str] = (), timeout_s: float = DEFAULT_TARGET_TIMEOUT_S,
+               live: set | None = None) -> TargetRun:
     """One ordinary ``runbook run`` for ``target`` into ``out``; never raises for the run's outcome."""
     argv = [sys.executable, "-m", "runbook_lib.cli", "run", "--params", str(target.params_file),
             "--out", str(out), "--phase", phase, "--no-progress"]
@@ -96,6 +97,8 @@ def run_target(target: LoadedTarget, *, fdir: Path, out: Path, phase: str = "all
     with open(log_path, "w") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)  # its own group: a timeout stops its kernels too
+        if live is not None:
+            live.add(proc)
         try:
             result.exit_code = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -105,6 +108,9 @@ def run_target(target: LoadedTarget, *, fdir: Path, out: Path, phase: str = "all
         except BaseException:
             _stop(proc)
             raise
+        finally:
+            if live is not None:
+                live.discard(proc)
     result.wall_s = round(time.monotonic() - started, 2)
     result.finished_at = _now()
     text = log_path.read_text(errors="replace")
@@ -175,11 +181,13 @@ def run_all(fleet: Fleet, targets: Sequence[LoadedTarget], *, fdir: Path, out: P
             timeout_s: float = DEFAULT_TARGET_TIMEOUT_S) -> list[TargetRun]:
     """Every target, at most ``parallel`` at once; one failing target never stops the others."""
     progress = Progress(len(targets), echo)
+    live: set[subprocess.Popen] = set()   # the target processes running now (own sessions: Ctrl-C misses them)
 
     def one(t: LoadedTarget) -> TargetRun:
         progress.start(t.name)
         try:
-            run = run_target(t, fdir=fdir, out=out, phase=phase, extra_overrides=extra_overrides, timeout_s=timeout_s)
+            run = run_target(t, fdir=fdir, out=out, phase=phase, extra_overrides=extra_overrides, timeout_s=timeout_s,
+                             live=live)
         except Exception as exc:  # could not even start the process: that target failed, the rest go on
             run = TargetRun(name=t.name, index=t.index, exit_code=2, error=f"could not start: {exc}"[:500],
                             started_at=_now(), finished_at=_now(), runner=runner_info())
@@ -187,8 +195,19 @@ def run_all(fleet: Fleet, targets: Sequence[LoadedTarget], *, fdir: Path, out: P
         progress.finish(run)
         return run
 
-    with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="fleet") as pool:
-        return list(pool.map(one, targets))
+    pool = ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="fleet")
+    futures: list = []
+    try:
+        futures = [pool.submit(one, t) for t in targets]
+        return [f.result() for f in futures]
+    except BaseException:  # Ctrl-C / SIGTERM: start nothing more, stop what runs (its sandbox follows it)
+        for f in futures:
+            f.cancel()
+        for proc in list(live):
+            _stop(proc)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _now() -> str:
