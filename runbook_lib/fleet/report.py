@@ -100,7 +100,7 @@ def since_text(r: dict) -> str:
         return "-"
     if not isinstance(s, dict):
         return str(s)[:120]
-    for key in ("line", "summary", "text"):
+    for key in ("headline", "line", "summary", "note"):  # history's block carries a one-line headline
         if isinstance(s.get(key), str):
             return s[key][:160]
     parts = [f"{k}: {len(v)}" if isinstance(v, (list, dict)) else f"{k}: {v}" for k, v in s.items()

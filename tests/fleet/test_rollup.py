@@ -49,7 +49,8 @@ def fleet_dir(tmp_path):
         # diagnose found a fault, validate (after the fix) is healthy: the row is validate's.
         "fixed": write_run(out, "fixed", phases={"diagnose": {"verdict": before, "faults": [fault]},
                                                  "validate": {"verdict": after, "faults": []}}, final=after,
-                           since_last_run={"line": "1 fixed since 20251231T000000Z"}),
+                           since_last_run={"headline": "1 fixed since 20251231T000000Z", "counts": {"fixed": 1},
+                                           "fixed": [{"id": "connector.state"}]}),
         "broken": write_run(out, "broken", phases={"diagnose": {"verdict": before, "faults": [fault]}}, final=before),
         "dead": write_run(out, "dead", phases={}, final=None, state="INCOMPLETE",
                           reason="phase diagnose failed in cell 4: ApiError"),
@@ -66,7 +67,7 @@ def test_rows_are_what_the_folders_say(fleet_dir):
     doc = rollup_mod.build(fleet, fdir, fleet_id="f1")
     rows = {r["name"]: r for r in doc["targets"]}
     assert rows["fixed"]["status"] == "HEALTHY" and rows["fixed"]["root_causes"] == []
-    assert rows["fixed"]["since_last_run"] == {"line": "1 fixed since 20251231T000000Z"}
+    assert rows["fixed"]["since_last_run"]["headline"] == "1 fixed since 20251231T000000Z"   # as the run wrote it
     assert rows["broken"]["status"] == "UNHEALTHY"
     assert [f["component"] for f in rows["broken"]["root_causes"]] == ["connector"]
     assert rows["dead"]["status"] == "FAILED" and rows["dead"]["error"] == "phase diagnose failed in cell 4: ApiError"
