@@ -26,6 +26,7 @@ examples:
   runbook attach --run reports/latest --repo OWNER/NAME --issue 1278 --dry-run
   runbook diff reports/<A> reports/<B>          # what changed between two runs (--json, --markdown)
   runbook history --target sandbox              # verdicts, check-by-run grid, key numbers over runs
+  runbook fleet run --manifest parameters/fleet.example.yaml --parallel 3   # many targets, one roll-up
 """
 
 
@@ -118,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--json", action="store_true", help="as JSON")
     history.add_argument("--verify", action="store_true",
                          help="re-check every run folder's files (after editing finished runs by hand)")
+    from .fleet.cli import add_parser as add_fleet_parser
+
+    add_fleet_parser(sub)
     return parser
 
 
@@ -267,6 +271,15 @@ def cmd_history(args) -> int:
 COMMANDS = {"run": cmd_run, "check": cmd_check, "plan": cmd_plan, "params": cmd_params,
             "sandbox": cmd_sandbox, "record": cmd_record, "attach": cmd_attach,
             "diff": cmd_diff, "history": cmd_history}
+
+
+def cmd_fleet(args) -> int:
+    from .fleet.cli import command
+
+    return command(args)
+
+
+COMMANDS["fleet"] = cmd_fleet
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -113,11 +113,14 @@ def test_every_runbook_command_exists_in_the_cli():
 
     parser = build_parser()
     commands = runbook_commands(load())
-    assert sorted({argv[0] for argv in commands}) == ["attach", "run"]
+    assert sorted({argv[0] for argv in commands}) == ["attach", "fleet", "run"]
     subs = subparsers(parser)
     for argv in commands:
         sub = subs.get(argv[0])
         assert sub is not None, f"`runbook {argv[0]}` is not a CLI subcommand ({', '.join(subs)})"
+        if argv[0] == "fleet":  # `runbook fleet ACTION ...`: the options belong to the action
+            sub = subparsers(sub).get(argv[1])
+            assert sub is not None, f"`runbook fleet {argv[1]}` is not a fleet action"
         known = set(sub._option_string_actions)
         # Exact names only: argparse would also accept an abbreviation such as --rep.
         flags = [token.split("=", 1)[0] for token in argv[1:] if token.startswith("-")]
