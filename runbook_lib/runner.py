@@ -298,8 +298,9 @@ def _finish(run_dir: Path, root: Path, params: Params, outcome: RunOutcome) -> N
     outcome.healthy = verdict.get("healthy")
     fields = {"phases_done": outcome.phases_done, "finished_at": report._iso_now()}
     try:
+        # no finished_at yet: the run catalog trusts a finished run's folder without re-reading it
         report.write_status(run_dir, "INCOMPLETE", reason=outcome.error or "finishing: results, summary, secret scan",
-                            **fields)
+                            phases_done=outcome.phases_done)
         doc = report.merge_results(run_dir, _target(params))
         from .render.summary import write_summary
 

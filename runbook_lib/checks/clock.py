@@ -16,7 +16,7 @@ from ..evidence import ApiRecord, Evidence
 from ..params import Params
 from ..results import CheckResult, Severity
 from ..stats import percentile
-from ._util import PASS, SKIP, WARN, Maker, domain_label, safe_id
+from ._util import ERROR, PASS, SKIP, WARN, Maker, domain_label, safe_id
 
 make = Maker("clock", Severity.medium)
 CID, TITLE = "clock.skew", "The local clock agrees with Google's (expiry is judged by it)"
@@ -48,8 +48,11 @@ def evaluate(ev: Evidence, params: Params) -> list[CheckResult]:
         if server is not None and record.received_at is not None:
             skews.append((record.received_at - server).total_seconds())
     keys = [k for k, r in ev.api.items() if r.date]
+    if ev.api and not any(r.ok for r in ev.api.values()):
+        return [make(CID, TITLE, ERROR, expected=expected, evidence=sorted(ev.api)[:3],
+                     reason="no API answered, so the local clock could not be compared with Google's")]
     if not skews:
-        return [make(CID, TITLE, SKIP, expected=expected,
+        return [make(CID, TITLE, SKIP, expected=expected, evidence=sorted(ev.api)[:3] or ["manifest.json"],
                      reason="no API answer recorded a Date header (evidence recorded before clock checks, or no "
                             "API answered), so the local clock was not compared")]
     skew = percentile(skews, 50)

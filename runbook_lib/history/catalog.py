@@ -29,7 +29,7 @@ from typing import Iterator
 from .runs import FAILING, Check, RunRecord, UnreadableRun, read_run, signature
 
 FILENAME = ".catalog.sqlite"
-SCHEMA = 1
+SCHEMA = 2  # 2: runs.status (the run status the results model recorded)
 BUSY_TIMEOUT_S = 30.0
 log = logging.getLogger("runbook.history")
 
@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
   dir TEXT PRIMARY KEY, target TEXT NOT NULL, started TEXT NOT NULL, finished TEXT NOT NULL,
   state TEXT NOT NULL, final_phase TEXT, phases TEXT NOT NULL, verdict TEXT, line TEXT NOT NULL,
-  critical INTEGER, time_scale REAL NOT NULL, pages TEXT NOT NULL, sig TEXT NOT NULL);
+  critical INTEGER, time_scale REAL NOT NULL, pages TEXT NOT NULL, sig TEXT NOT NULL, status TEXT);
 CREATE INDEX IF NOT EXISTS runs_by_target ON runs (target, dir);
 CREATE TABLE IF NOT EXISTS checks (
   dir TEXT NOT NULL, id TEXT NOT NULL, component TEXT NOT NULL, status TEXT NOT NULL, severity TEXT NOT NULL,
@@ -188,9 +188,9 @@ class Catalog:
             self.db.execute("INSERT INTO skipped VALUES (?, ?, ?)", (d, sig, rec))
             return
         self.db.execute(
-            "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (d, rec.target, rec.started, rec.finished, rec.state, rec.final_phase, json.dumps(rec.phases),
-             rec.verdict, rec.line, rec.critical, rec.time_scale, json.dumps(rec.pages), sig))
+             rec.verdict, rec.line, rec.critical, rec.time_scale, json.dumps(rec.pages), sig, rec.status))
         self.db.executemany("INSERT INTO checks VALUES (?,?,?,?,?)",
                             [(d, c.id, c.component, c.status, c.severity) for c in rec.checks.values()])
         self.db.executemany("INSERT INTO measures VALUES (?,?,?,?)",
@@ -266,12 +266,13 @@ class Catalog:
         return {t: sorted(self.db.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in TABLES}
 
 
-COLUMNS = "dir, target, started, state, phases, final_phase, verdict, line, critical, time_scale, finished, pages"
+COLUMNS = "dir, target, started, state, phases, final_phase, verdict, line, critical, time_scale, finished, pages, status"
 
 
 def _record(r: tuple) -> RunRecord:
     return RunRecord(dir=r[0], target=r[1], started=r[2], state=r[3], phases=json.loads(r[4]), final_phase=r[5],
-                     verdict=r[6], line=r[7], critical=r[8], time_scale=r[9], finished=r[10], pages=json.loads(r[11]))
+                     verdict=r[6], line=r[7], critical=r[8], time_scale=r[9], finished=r[10], pages=json.loads(r[11]),
+                     status=r[12])
 
 
 def open_synced(root: str | Path) -> tuple[Catalog, SyncReport]:

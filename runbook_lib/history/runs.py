@@ -50,6 +50,7 @@ class RunRecord:
     checks: dict[str, Check] = field(default_factory=dict)
     finished: str = ""
     pages: list[str] = field(default_factory=list)
+    status: str | None = None       # the run status results.json records (COMPLETE / HEALTHY / UNHEALTHY)
 
     @property
     def failing(self) -> set[str]:
@@ -157,13 +158,16 @@ def from_doc(name: str, status: dict[str, Any], doc: dict[str, Any], *, pages: l
     verdict = doc.get("verdict") if isinstance(doc.get("verdict"), dict) else None
     target = doc.get("target") if isinstance(doc.get("target"), dict) else {}
     tname = target.get("name") or target_from_name(name) or "unknown"
+    decided = doc.get("status") if isinstance(doc.get("status"), dict) else {}
     shown = None
     if verdict is not None:
         shown = verdict.get("status") or ("HEALTHY" if verdict.get("healthy") else "UNHEALTHY")
     return RunRecord(
         dir=name, target=str(tname), started=str(status.get("started_at", "")), state=str(status["state"]),
         phases=[str(p) for p in status.get("phases_done", []) or []], final_phase=final, verdict=shown,
-        line=str((verdict or {}).get("line") or status.get("reason", "")),
+        line=(f"{decided['headline']}; " if decided.get("headline") else "")
+        + str((verdict or {}).get("line") or status.get("reason", "")),
+        status=str(decided["status"]) if decided.get("status") else None,
         critical=(verdict or {}).get("critical_failures"),
         time_scale=float(target.get("time_scale") or 1.0), checks=checks,
         finished=str(status.get("finished_at", "")), pages=list(pages),

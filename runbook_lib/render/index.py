@@ -23,7 +23,8 @@ def runs(root: Path, records=None) -> list[dict]:
         records = index_sections(root)[0]
     out = []
     for r in records:
-        shown = r.verdict if (r.verdict and r.state == "COMPLETE") else r.state
+        # the run status the results model recorded (COMPLETE / HEALTHY with open items / UNHEALTHY)
+        shown = (r.status or r.verdict or r.state) if r.state == "COMPLETE" else r.state
         out.append({"dir": r.dir, "state": r.state, "shown": shown, "line": r.line,
                     "started": r.started, "phases": r.phases, "files": r.pages})
     return out
