@@ -9,7 +9,7 @@ import asyncio
 import time
 from typing import Any, Awaitable, Callable
 
-from .evidence import ApiRecord, Evidence, Meta, utcnow
+from .evidence import ApiRecord, ErrorInfo, Evidence, Meta, utcnow
 from .params import Params
 from .probes import dns, http, postgres, tcp, tls
 from .probes.base import ProbeResult
@@ -72,9 +72,9 @@ async def gather(env, phase: str, *, progress: Progress | None = None, golden_pa
         rec = services.get(run.KEY)
         if rec is not None and rec.ok:
             revision, why_not = networkmanagement.source_revision(rec.body, params)
-        else:
-            revision, why_not = None, f"the Cloud Run services could not be read ({rec.error.message if rec and rec.error else 'no record'})"
-        return {**services, **await networkmanagement.gather(api, params, revision, why_not=why_not)}
+            return {**services, **await networkmanagement.gather(api, params, revision, why_not=why_not)}
+        blocked = rec.error if rec is not None and rec.error else ErrorInfo(kind="error", message="no run.services record")
+        return {**services, **await networkmanagement.gather(api, params, None, blocked=blocked)}
 
     async with api:
         sql_host = params.cloudsql.host

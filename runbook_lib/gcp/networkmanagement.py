@@ -92,14 +92,20 @@ def _failed(key: str, exc: ApiError, url: str = "") -> ApiRecord:
                      error=ErrorInfo(kind=exc.kind, message=str(exc), status=exc.status))
 
 
-async def gather(api: ApiClient, params: Params, revision: str | None, *, why_not: str = "") -> dict[str, ApiRecord]:
+async def gather(api: ApiClient, params: Params, revision: str | None, *, why_not: str = "",
+                 blocked: ErrorInfo | None = None) -> dict[str, ApiRecord]:
     """Create the test for ``revision`` (a Cloud Run revision name), wait for it, read it, delete it.
 
     Never raises for an API outcome: a refused create, a failed or slow operation become the
     record's error (kind and Google's message), and the delete is attempted whatever happened.
+    ``blocked``: the error of the Cloud Run read the source comes from (the record carries it).
     """
     if not params.connectivity.enabled:
         return {KEY: skipped(KEY, "connectivity.enabled is false: no Connectivity Test was run")}
+    if blocked is not None:  # the source could not be read: its failure, not "no data"
+        return {KEY: ApiRecord(key=KEY, ok=False, status=blocked.status, error=ErrorInfo(
+            kind=blocked.kind, status=blocked.status,
+            message=f"no Connectivity Test: the Cloud Run services (its source) could not be read: {blocked.message}"))}
     if not revision:
         return {KEY: skipped(KEY, why_not or "no Cloud Run revision to start the test from")}
     test_id = new_test_id()

@@ -42,7 +42,7 @@ CASES = {
                      must_pass=("secrets.count", "secrets.smtp-password")),
     "503 once": Case("503", "/compute/v1/projects/{p}/global/backendServices", "compute.backendServices",
                      count=1, extra={"method": "GET"},
-                     must_pass=("lb.staging-backend-service.timeout", "lb.staging-auth-service.timeout")),
+                     must_pass=("lb.staging-backend-service.backends", "lb.staging-auth-service.config")),
     "403": Case("403", "/v1/projects/{p}/secrets", "secretmanager.secrets", "permission",
                 says="roles/secretmanager.viewer", affected=("secrets.smtp-password", "secrets.count")),
     "API disabled": Case("disabled", "/v1/projects/{p}/locations/{r}/connectors", "vpcaccess.connector",
@@ -55,16 +55,19 @@ CASES = {
     "slower than the deadline": Case("delay", "/v2/projects/{p}/locations/{r}/services", "run.services", "timeout",
                                      says="no answer from run", extra={"delay_s": 5},   # the deadline is 3 s
                                      affected=("run.auth-staging.ready", "run.netra-backend-staging.vpc")),
-    "no answer at all": Case("hang", "/compute/v1/projects/{p}/global/healthChecks", "compute.healthChecks",
-                             "timeout", says="no answer from compute",
-                             affected=("lb.staging-backend-health-check.tolerance",)),
+    # serverless NEG backends (issue 10): the NEG list is what the load-balancer checks need
+    "no answer at all": Case("hang", "/compute/v1/projects/{p}/aggregated/networkEndpointGroups",
+                             "compute.networkEndpointGroups", "timeout", says="no answer from compute",
+                             affected=("lb.staging-backend-service.backends",)),
 }
 
 
 def api_problems(results) -> dict:
     """Checks that could not judge (ERROR, SKIP). Data-plane timing FAILs are not this test's
     subject: on a busy machine the sandbox's scaled thresholds (0.5 s) may flap."""
-    return {r.id: r for r in results if r.status in (Status.ERROR, Status.SKIP)}
+    # lb.serverless is a SKIP by design (serverless NEG backends have no timeout or health check to
+    # judge, issue 10), not a check that failed to judge
+    return {r.id: r for r in results if r.status in (Status.ERROR, Status.SKIP) and r.id != "lb.serverless"}
 
 
 @pytest.fixture(scope="module")

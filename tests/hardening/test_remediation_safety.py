@@ -51,12 +51,15 @@ def current_plan(sb):
 def test_a_stale_confirmation_is_refused_before_any_request(broken):
     sb = broken
     reviewed = current_plan(sb)                      # the dry run a person reviewed and confirmed
-    by_hand = next(a for a in reviewed.actions if a.id == "lb.timeout.staging-auth-service")
+    # serverless topology (issue 10): no backend-service PATCH any more; a certificate made by hand
+    by_hand = next(a for a in reviewed.actions if a.id == "cert.create")
 
     async def fix_by_hand():                         # meanwhile, someone changes the environment
         async with open_environment(sb.params).api() as api:
             for call in by_hand.calls:
-                await api.execute(call)
+                op = await api.execute(call)
+                if op.get("status") not in (None, "DONE"):  # a compute operation: done before re-planning
+                    await api.wait_operation(call.api, op, deadline_s=60)
 
     run_sync(fix_by_hand())
     now = current_plan(sb)
@@ -75,11 +78,11 @@ def test_a_failure_mid_plan_stops_there_with_audit_and_rollback(broken, tmp_path
     sb = broken
     plan = current_plan(sb)
     ids = [a.id for a in plan.actions]
-    failing = "lb.timeout.staging-backend-service"
+    failing = "cert.attach"  # serverless topology (issue 10): the proxy, not a backend service
     at = ids.index(failing)
     assert any(not a.manual for a in plan.actions[:at]) and any(not a.manual for a in plan.actions[at + 1:])
     p = sb.params
-    inject_fault(sb, f"/compute/v1/projects/{p.project}/global/backendServices", "403", 1000, method="PATCH")
+    inject_fault(sb, f"/compute/v1/projects/{p.project}/targetHttpsProxies", "403", 1000, method="POST")
     clear_requests(sb)
     audit_file = tmp_path / "audit.json"
     params = confirmed(sb, plan.id)
@@ -100,7 +103,7 @@ def test_a_failure_mid_plan_stops_there_with_audit_and_rollback(broken, tmp_path
     assert json.loads(audit_file.read_text()) == report.model_dump(mode="json")
 
     sent = mutating(requests_seen(sb))
-    assert sent[-1]["method"] == "PATCH" and "backendServices" in sent[-1]["path"] and sent[-1]["status"] == 403
+    assert sent[-1]["method"] == "POST" and "setSslCertificates" in sent[-1]["path"] and sent[-1]["status"] == 403
     assert not any("healthChecks" in r["path"] or "secrets" in r["path"] for r in sent)
 
     # The same confirmed plan, once the permission is there: the applied part is left alone.
