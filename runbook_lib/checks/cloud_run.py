@@ -194,6 +194,15 @@ def startup(cid: str, title: str, svc: Service, params: Params, ev: Evidence) ->
                     remediation=f"set the startup probe to initialDelaySeconds {want['initialDelaySeconds']}, "
                                 f"periodSeconds {want['periodSeconds']}, failureThreshold {want['failureThreshold']} "
                                 f"(services.patch; `gcloud run services replace` with the edited YAML)")
+    boosted = svc.cpu_boost or not params.cloud_run.startup_cpu_boost
+    if measured is None and boosted and svc.min_instances >= max(1, params.cloud_run.min_instances):
+        # what decides is in place, and nothing measured says the stated time still holds
+        return make(cid, title, WARN, observed=observed, expected=expected, evidence=evidence,
+                    reason=(f"not measured (no {STARTUP_KEY} in the last {params.monitoring.lookback_minutes} "
+                            f"minutes); the stated {need:.0f} s would exceed any startup probe (Google's caps: "
+                            f"{run.PROBE_SPAN_MAX_S} s + {run.PROBE_DELAY_MAX_S} s), but startup CPU boost and "
+                            f"{svc.min_instances} warm instance(s) are in place"),
+                    remediation="measure it: deploy a revision (or let one scale out) and re-run this check")
     return make(cid, title, FAIL, observed=observed, expected=expected, evidence=evidence,
                 reason=(f"no startup probe can wait {need:.0f} s: Cloud Run caps failureThreshold x periodSeconds at "
                         f"{run.PROBE_SPAN_MAX_S} s and initialDelaySeconds at {run.PROBE_DELAY_MAX_S} s, and shuts "

@@ -54,7 +54,7 @@ def test_startup_longer_than_the_probe_but_within_googles_cap_sets_the_probe():
 
 
 def test_startup_beyond_the_cap_explains_what_decides_instead():
-    ev = healthy_evidence()
+    ev, body = with_template(scaling={"maxInstanceCount": 100})   # no warm instance
     del ev.metrics["monitoring.startup_latencies"]  # no measurement: the incident's 600 s
     r = results(ev).by_id(f"run.{SVC}.startup")
     assert r.status is Status.FAIL and "startup 600 s (cloud_run.startup_s)" in r.observed
@@ -124,3 +124,12 @@ def test_host_replacement_is_whole_name_only():
                             "api-staging.netrasystems.ai") == "https://api-staging.netrasystems.ai/x"
     for other in ("https://xapi.staging.netrasystems.ai", "https://api.staging.netrasystems.ai.evil.com"):
         assert run.replace_host(other, "api.staging.netrasystems.ai", "new.example.com") == other
+
+
+def test_unmeasured_startup_with_boost_and_warm_instances_is_a_warning():
+    ev = healthy_evidence()   # boost on, 1 warm instance
+    del ev.metrics["monitoring.startup_latencies"]
+    r = results(ev).by_id(f"run.{SVC}.startup")
+    assert r.status is Status.WARN and "not measured" in r.reason and "1 warm instance(s) are in place" in r.reason
+    ev.metrics["monitoring.startup_latencies"] = startup_metric([600_000.0] * 3)   # measured: the cap decides
+    assert results(ev).by_id(f"run.{SVC}.startup").status is Status.FAIL

@@ -69,6 +69,11 @@ def test_cloud_run_fixes_through_services_patch_then_rollback_is_accepted(tmp_pa
         now = run.services_of(ev2.api[run.KEY].body)[svc]
         assert now.serving_revision != before and now.serves_fully(now.serving_revision)
 
+        # phase 3 reads the new revision's startup latency (CPU boost on: the scenario's 120 s)
+        ev3, validated = diagnose(sb, "validate", golden_path=True)
+        startup = validated.by_id("golden.startup")
+        assert startup.status.value == "PASS" and f"{svc} p95 120 s" in startup.observed, startup
+
         # the rollback the plan names: all traffic back to the revision that served before
         assert f"--to-revisions {before}=100" in plan.actions[0].rollback
 
@@ -142,3 +147,17 @@ def test_two_concurrent_applies_of_one_plan_send_each_mutation_once(tmp_path):
                     if r["method"] in ("POST", "PATCH", "PUT", "DELETE")]
         assert mutating and len(mutating) == len(set(mutating)), mutating   # each mutation exactly once
         assert set(mutating) == {key(c.method, c.path, c.query) for a in plan.actions for c in a.calls}
+
+
+def test_a_failed_operation_fails_its_action_with_googles_error(tmp_path):
+    with sandbox("operation-fails") as sb:
+        ev, results = diagnose(sb)
+        full = build_plan(results, ev, sb.params)
+        plan = full.model_copy(update={"actions": [a for a in full.actions if a.id == "connector.resize"]})
+        report = apply(confirmed(sb, plan, tmp_path), plan)
+        (entry,) = report.audit
+        assert report.mode == "failed" and entry.outcome == "failed" and entry.after == []
+        assert "does not have enough resources available" in entry.error
+        events = [(e.event, e.status) for e in entry.events]
+        assert events[0] == ("sending", "") and ("sent", "RUNNING") in events and events[-1][0] == "failed"
+        assert report.rollback == []   # nothing was applied
