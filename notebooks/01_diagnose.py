@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -53,6 +55,10 @@ phase.what_to_do()
 # its maximum (saturation shows as slow or timed-out database connections). The plot draws the
 # max the connector is configured with (the ceiling it is pinned at) and the max required.
 #
+# A Network Management **Connectivity Test** (`connector.path`) follows the path from the Cloud Run
+# revision to Cloud SQL on 5432 as Google analyses it, and names the hop where it breaks (route,
+# firewall, connector, instance), beside the live probe's phase timings.
+#
 # **If it fails:** `CREATING`/`UPDATING` — wait and re-run. Wrong size — raise min/max
 # (`gcloud compute networks vpc-access connectors update`). Missing or `ERROR` — recreate it
 # (Phase 2 plans the exact command). Saturated — raise max instances.
@@ -66,9 +72,13 @@ phase.plot("monitoring", panels=["monitoring.connector_instances"])
 # %% [markdown]
 # ## Cloud SQL — critical
 #
-# The instance must be `RUNNABLE` with activation policy `ALWAYS`, have a private IP on the VPC,
-# require SSL, and accept connections in **under 35 s**. The probe opens N real connections
-# (TCP, TLS, authentication, first query — each phase timed) through the connector's path.
+# The instance must be `RUNNABLE` with activation policy `ALWAYS` (a *stopped* instance is reported by
+# Google as `RUNNABLE` with policy `NEVER`; read replicas have no policy), have a private IP on the
+# VPC, require SSL, and accept connections in **under 35 s**. The probe opens N real connections
+# (TCP, TLS, authentication, first query — each phase timed) and records where it ran from: a
+# private address this machine cannot route to is *not measurable from this host* (run the runbook
+# inside the VPC, e.g. as a Cloud Run job on the connector, with `network.vantage: inside_vpc`),
+# never blamed on the connector.
 #
 # **If it fails:** not running — restart / set `--activation-policy=ALWAYS`; slow or timing out
 # while the connector is also failing — fix the connector first (its root cause lists such symptoms);
@@ -89,7 +99,10 @@ phase.plot("db_latency")
 #
 # **If it fails:** a hostname mismatch means the proxy still serves an old certificate (e.g. the
 # deprecated `*.staging.` names) — create a managed certificate for both domains and attach it.
-# `FAILED_NOT_VISIBLE` means DNS does not point at the load balancer yet.
+# `FAILED_NOT_VISIBLE` means DNS does not point at the load balancer yet. Phase 2 adds the managed
+# certificate *beside* the current one, which keeps being served until the new one is `ACTIVE` (it
+# provisions only once attached and DNS points at the load balancer, up to an hour); the old one is
+# removed only when the live TLS probe sees the managed one on both domains.
 
 # %%
 phase.show("certificates")
@@ -100,10 +113,14 @@ phase.served_certificates()
 # %% [markdown]
 # ## Load balancer — high
 #
-# Services take up to 600 s to start. Serverless backends (Cloud Run behind a serverless NEG) have
-# no health check or backend timeout of their own; instance-group backends need health checks that
-# tolerate the startup and a backend timeout of at least 600 s (it also caps how long a WebSocket
-# can live). Health endpoints must answer 200 within 10 s.
+# Cloud Run sits behind **serverless NEGs**. Google takes no health check and no backend timeout on
+# such a backend service ("A backend service cannot have a healthcheck with Serverless network
+# endpoint group backends"), so this step checks that each backend is a `SERVERLESS` NEG in the
+# region naming an existing Cloud Run service, and that nothing Google would refuse is attached. How
+# long a request or WebSocket may live, and whether a slow-starting revision gets traffic, is decided
+# by the Cloud Run revision (next-but-one section). For instance-group backends the health checks
+# (interval × unhealthy threshold ≥ startup) and the backend timeout (≥ 600 s) apply. Health
+# endpoints must answer 200 within 10 s.
 #
 # **If it fails:** Phase 2 plans the fixes. A health endpoint that fails only because of TLS is a
 # certificate problem (see above).
@@ -131,7 +148,12 @@ phase.show("secrets")
 # ## Cloud Run services
 #
 # Each service exists, its latest revision is ready and serving, it sends all egress through the
-# connector, and no environment value still points at a deprecated domain.
+# connector, and no environment value still points at a deprecated domain (read from the values'
+# *shapes*: no value is archived). The revision decides what the incident blamed on the load
+# balancer: its **request timeout** (600 s for 10-minute WebSockets, at most 3600 s), its **startup
+# probe** (Google caps failureThreshold × periodSeconds at 240 s and initialDelaySeconds at 240 s: a
+# 600 s start cannot be waited for, so **startup CPU boost** and **min instances** — warm instances
+# keep serving while new ones start — decide instead).
 
 # %%
 phase.show("cloud_run")
@@ -162,6 +184,15 @@ phase.show_others()
 
 # %%
 phase.evidence_links()
+
+# %% [markdown]
+# ## Since the last run
+#
+# What changed since the previous completed run of this target: newly failing, fixed, still
+# failing (since which run), and numbers that moved beyond noise, from the reports folder's catalog.
+
+# %%
+rb.since_last_run(phase)
 
 # %% [markdown]
 # ## Re-run one probe

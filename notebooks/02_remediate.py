@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -73,5 +75,13 @@ phase.show()
 # nothing), records the resource before and after in the audit log, and stops at the first
 # failure with the rollback commands. Secret values come only from the environment variable or
 # file that the parameters name, and are never shown or written.
+#
+# **One apply per target at a time:** a second one is refused, naming the holder (pid, host, plan
+# id, since). The audit records *sending* before each request and every poll of its operation, so
+# an apply killed mid-request is reported by the next one. Cloud Run fixes are `services.patch`
+# requests that create a revision; the apply waits until it is Ready and serves 100 %. Rollback
+# sends the traffic back to the revision that served before. The legacy certificate is detached
+# only once the managed one is `ACTIVE` and served on both domains; until then that action stays
+# *pending* with the reason.
 #
 # Re-running the cell after the parameters (e.g. with `apply`/`confirm` set) refreshes everything below.

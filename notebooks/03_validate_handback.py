@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -50,6 +52,9 @@ phase.what_to_do()
 # request timeout, or the backend service timeout for instance groups); a timeout on login or
 # history means the database path (connector, Cloud SQL) is still broken. The waterfall shows
 # where the time went.
+#
+# `golden.startup` is the p95 of Cloud Monitoring's `run.googleapis.com/container/startup_latencies`
+# for the serving revision, against the 300 s startup target (`thresholds.startup_s`).
 
 # %%
 phase.show("golden_path")
