@@ -27,8 +27,9 @@ PAGES = (("diagnose", "01_diagnose.html", "diagnosis"), ("remediate", "02_remedi
          ("validate", "03_validate_handback.html", "validation & hand-back"))
 
 
-def _success_texts(params: Params) -> dict[str, tuple[str, str]]:
-    """component -> (title, what a pass proves), in the incident template's order."""
+def _success_texts(params: Params, records: dict[str, dict] | None = None) -> dict[str, tuple[str, str]]:
+    """component -> (title, what a pass proves), in the incident template's order. The load-balancer
+    line says what was verified for the backends this run found (serverless NEGs or instance groups)."""
     c, s = params.connector, params.cloudsql
     domains = f"{params.domains.frontend}, {params.domains.api}"
     n = len(params.secrets.required)
@@ -36,11 +37,20 @@ def _success_texts(params: Params) -> dict[str, tuple[str, str]]:
         "connector": ("VPC connector", f"VPC connector operational: {c.name} READY ({c.min_instances}-{c.max_instances} instances)"),
         "cloudsql": ("Cloud SQL", f"Cloud SQL restored: {s.instance} RUNNABLE with <{params.thresholds.db_connect_s:g}s connections"),
         "certificates": ("SSL certificates", f"SSL certificates deployed: {domains} valid"),
-        "load_balancer": ("Load balancer", f"Load balancer configured for a {params.load_balancer.startup_s}s startup"),
+        "load_balancer": ("Load balancer", _lb_text(params, records or {})),
         "secrets": ("Secret Manager", f"All secrets validated: {n}/{n} required secrets available"),
         "cloud_run": ("Cloud Run services", f"Cloud Run services ready: {', '.join(params.cloud_run.services)}"),
         "golden_path": ("Golden path", "Golden path: login -> WebSocket -> AI response with all agent events -> history saved"),
+        "clock": ("Local clock", "Local clock agrees with Google's (expiry dates judged correctly)"),
     }
+
+
+def _lb_text(params: Params, records: dict[str, dict]) -> str:
+    if "lb.serverless" in records:
+        return ("Load balancer: serverless NEG backends verified (each names an existing Cloud Run service, nothing "
+                "Google refuses attached); request timeout and startup probe verified per Cloud Run service")
+    return (f"Load balancer: health checks tolerate a {params.load_balancer.startup_s}s startup, backend timeout "
+            f">= {params.load_balancer.backend_timeout_s}s")
 
 
 def status_of(doc: dict[str, Any]) -> RunStatus:
@@ -71,7 +81,7 @@ def build_summary(doc: dict[str, Any], params: Params, *, links: bool = True, ba
     comps = st.phases[st.final_phase].components if st.final_phase else []
     if comps:
         out += ["### Components", ""]
-        texts = _success_texts(params)
+        texts = _success_texts(params, records)
         for c in _ordered(comps, texts):
             out.append("- " + _component_line(c, texts.get(c.component), records, brief=st.status == "UNHEALTHY"))
         out.append("")
