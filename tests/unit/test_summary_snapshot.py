@@ -35,8 +35,10 @@ def replay():
 
 def check_snapshot(name: str, text: str) -> None:
     path = SNAPSHOTS / name
-    if os.environ.get("RUNBOOK_UPDATE_SNAPSHOTS") or not path.exists():
+    if os.environ.get("RUNBOOK_UPDATE_SNAPSHOTS"):
         path.write_text(text)
+    # a missing snapshot fails: it is never silently recreated (a new one is written on purpose)
+    assert path.exists(), f"{name} is missing: write it with RUNBOOK_UPDATE_SNAPSHOTS=1 and review it"
     assert text == path.read_text(), f"{name} changed: review, then refresh with RUNBOOK_UPDATE_SNAPSHOTS=1"
 
 
