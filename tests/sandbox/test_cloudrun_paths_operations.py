@@ -190,3 +190,16 @@ def test_a_failed_compute_operation_has_googles_error_fields(loop_thread: LoopTh
         assert done["status"] == "DONE" and done["httpErrorStatusCode"] == 500
         assert done["error"]["errors"][0] == {"code": "INTERNAL_ERROR", "message": "Internal error"}
         assert api.get("compute", path)["timeoutSec"] == 600  # nothing changed
+
+
+def test_a_new_revision_without_min_instances_cold_starts_and_with_them_is_warm(incident: Api) -> None:
+    assert incident.state.startup_remaining_s() == 0  # the running revision already has its instances
+    body = _template(incident, boost=True)
+    done = incident.finish("run", incident.call("PATCH", "run", SERVICE, json=body).json())
+    assert "error" not in done
+    assert incident.state.startup_remaining_s() == pytest.approx(120 * SCALE - 0.0, abs=OP_S)  # a cold start
+    incident.now[0] += 120 * SCALE
+    assert incident.state.startup_remaining_s() == 0
+    body = _template(incident, scaling={"maxInstanceCount": 20, "minInstanceCount": 1})
+    done = incident.finish("run", incident.call("PATCH", "run", SERVICE, json=body).json())
+    assert "error" not in done and incident.state.startup_remaining_s() == 0  # a warm instance serves at once

@@ -102,9 +102,8 @@ def _compare(ours: Any, theirs: Any, path: str, problems: list[str]) -> None:
 def assert_same_shape(ours: Any, sample_doc: Any, *, serverless: bool = False) -> None:
     problems: list[str] = []
     _compare(ours, _schema([sample_doc]), "$", problems)
-    if serverless:  # the recorded backends are instance groups; Google rejects both on serverless NEGs
-        problems = [p for p in problems if not p.endswith((".timeoutSec: missing (the sample has it)",
-                                                           ".healthChecks: missing (the sample has it)"))]
+    if serverless:  # the recorded backends are instance groups; Google rejects health checks on serverless NEGs
+        problems = [p for p in problems if not p.endswith(".healthChecks: missing (the sample has it)")]
     assert problems == []
 
 
@@ -326,7 +325,7 @@ def test_instance_group_fixes_heal_the_health_checks(clocked: tuple[Api, list[fl
 
 def test_serverless_neg_backend_services_refuse_timeout_and_health_checks(api: Api) -> None:
     bs = api.get("compute", f"{GLOBAL}/backendServices/staging-backend-service").json()
-    assert "timeoutSec" not in bs and "healthChecks" not in bs
+    assert "healthChecks" not in bs and bs["timeoutSec"] == 30  # the API's documented default, not settable
     neg = bs["backends"][0]["group"]
     assert f"/regions/{R}/networkEndpointGroups/" in neg
     negs = api.get("compute", f"/compute/v1/projects/{P}/aggregated/networkEndpointGroups").json()
@@ -335,11 +334,16 @@ def test_serverless_neg_backend_services_refuse_timeout_and_health_checks(api: A
         ("SERVERLESS", "netra-backend-staging"), ("SERVERLESS", "auth-staging")}
     r = api.call("PATCH", "compute", f"{GLOBAL}/backendServices/staging-backend-service", json={"timeoutSec": 600})
     assert (r.status_code, r.json()["error"]["message"]) == (
-        400, "Timeout sec is not supported for a backend service with Serverless network endpoint groups.")
+        400, "Invalid value for field 'resource.timeoutSec': '600'. "
+             "Timeout sec is not supported for a backend service with Serverless network endpoint groups.")
+    assert r.json()["error"]["errors"][0]["reason"] == "invalid"
+    same = api.call("PATCH", "compute", f"{GLOBAL}/backendServices/staging-backend-service", json={"timeoutSec": 30})
+    assert same.status_code == 200  # sending back the value GET showed changes nothing
     hc = f"https://www.googleapis.com/compute/v1/projects/{P}/global/healthChecks/staging-backend-health-check"
     r = api.call("PATCH", "compute", f"{GLOBAL}/backendServices/staging-backend-service", json={"healthChecks": [hc]})
     assert (r.status_code, r.json()["error"]["message"]) == (
-        400, "A backend service cannot have a healthcheck with Serverless network endpoint group backends.")
+        400, "Invalid value for field 'resource.healthChecks': ''. "
+             "A backend service cannot have a healthcheck with Serverless network endpoint group backends.")
     rule = api.get("compute", f"{GLOBAL}/forwardingRules").json()["items"][0]
     assert rule["IPAddress"] == "34.120.0.10" and rule["target"].endswith("/targetHttpsProxies/staging-https-proxy")
     um = api.get("compute", f"{GLOBAL}/urlMaps/staging-url-map").json()

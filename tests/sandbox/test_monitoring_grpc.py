@@ -203,3 +203,37 @@ def test_sampler_derives_series_from_the_sandbox_state(loop_thread: LoopThread) 
     assert run == {("netra-backend-staging", "2xx"), ("auth-staging", "5xx")}
     db = {dict(s.key.metric_labels)["outcome"]: [p.value for p in s.points] for s in store.snapshot(DB_CONNECT)}
     assert db == {"timeout": [[1400.0]], "ok": [[20.0]]}  # each connect sampled once
+
+
+def test_startup_latencies_follow_the_serving_revision_and_are_served_over_grpc(loop_thread: LoopThread) -> None:
+    from runbook_lib.sandbox.metrics import STARTUP_LATENCIES
+
+    state = make_state("issue-1278")
+    store = MetricStore()
+    p = state.params
+    clock = iter([NOW - 1, NOW, NOW + 0.05])
+    sampler = MetricsSampler(
+        store, Names(project=P, region=p.region, connector=p.connector.name, sql_instance=p.cloudsql.instance,
+                     https_proxy=p.load_balancer.https_proxy, backend_services=p.load_balancer.backend_services,
+                     run_services=p.cloud_run.services, frontend_domain=p.domains.frontend),
+        connector_instances=state.connector_instances, startup_latencies=state.startup_latencies,
+        clock=lambda: next(clock))
+    loop_thread.run(sampler.sample_once())
+    server = MonitoringServer(store, P, blackout=lambda: False)
+    port = loop_thread.run(server.start())
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        client = monitoring_v3.MetricServiceClient(transport=MetricServiceGrpcTransport(channel=channel))
+        interval = {"end_time": {"seconds": int(NOW) + 1}, "start_time": {"seconds": int(NOW) - 300}}
+        series = list(client.list_time_series(request={
+            "name": f"projects/{P}", "filter": f'metric.type = "{STARTUP_LATENCIES}"', "interval": interval},
+            timeout=5))
+        by_service = {s.resource.labels["service_name"]: s for s in series}
+        backend = by_service["netra-backend-staging"]
+        assert backend.resource.type == "cloud_run_revision"
+        assert backend.resource.labels["revision_name"] == "netra-backend-staging-00042-abc"
+        # issue-1278: no startup CPU boost, 600 s real-world cold start, at the sandbox's 0.02 scale
+        assert backend.points[0].value.distribution_value.mean == pytest.approx(600 * 0.02 * 1000)
+    finally:
+        channel.close()
+        loop_thread.run(server.stop())

@@ -198,8 +198,11 @@ class SandboxState(VpcAccess, SqlAdmin, Compute, SecretManager, Run, NetworkMana
             return out
 
     def startup_remaining_s(self) -> float:
-        elapsed = self._clock() - self._started
-        return max(0.0, self.scaled(self.scenario.services.warmup_s) - elapsed)
+        """Scenario warm-up, or the cold start of a new revision deployed without min instances."""
+        with self._lock:
+            self.tick()
+            elapsed = self._clock() - self._started
+            return max(0.0, self.scaled(self.scenario.services.warmup_s) - elapsed, self.cold_start_remaining_s())
 
     def secret_problems(self) -> list[str]:
         with self._lock:

@@ -25,9 +25,13 @@ from typing import Any
 from .common import (ACTOR, COMPUTE, ELSEWHERE_IP, LB_IP, ApiFault, Base, Call, bad_request, fingerprint,
                      last, merge, not_found, num_id)
 
-# Google's rejections (Compute Engine API errors for serverless NEG backend services).
-SERVERLESS_TIMEOUT = "Timeout sec is not supported for a backend service with Serverless network endpoint groups."
-SERVERLESS_HEALTHCHECK = "A backend service cannot have a healthcheck with Serverless network endpoint group backends."
+# Google's rejections for serverless NEG backend services, as the API words them (quoted in
+# terraform-google-modules/terraform-google-lb-http#358 and #149, both "googleapi: Error 400 ..., invalid").
+SERVERLESS_TIMEOUT = ("Invalid value for field 'resource.timeoutSec': '{value}'. "
+                      "Timeout sec is not supported for a backend service with Serverless network endpoint groups.")
+SERVERLESS_HEALTHCHECK = ("Invalid value for field 'resource.healthChecks': ''. "
+                          "A backend service cannot have a healthcheck with Serverless network endpoint group backends.")
+DEFAULT_TIMEOUT_S = 30  # compute v1 BackendService.timeoutSec: "The default is 30 seconds."
 MAX_PROXY_CERTS = 15
 GLOBAL = {  # collection -> (list kind, aggregated key)
     "healthChecks": "compute#healthCheckList",
@@ -174,7 +178,9 @@ class Compute(Base):
                     "cloudRun": {"service": svc},
                     "size": 0,
                 }
-                bs.update(protocol="HTTPS", backends=[{
+                # No health check; timeoutSec is the API's default (30), which GET shows but which
+                # cannot be changed here (the request lifetime is the Cloud Run revision's timeout).
+                bs.update(protocol="HTTPS", port=80, timeoutSec=DEFAULT_TIMEOUT_S, backends=[{
                     "group": f"{region_link}/networkEndpointGroups/{neg}",
                     "balancingMode": "UTILIZATION", "capacityScaler": 1}])
             else:
@@ -401,7 +407,7 @@ class Compute(Base):
             if collection == "healthChecks":
                 self._validate_health_check(merged)
             else:
-                self._validate_backend(merged)
+                self._validate_backend(merged, current)
             merged["fingerprint"] = fingerprint({k: v for k, v in merged.items() if k != "fingerprint"})
 
             def apply() -> None:
@@ -430,10 +436,10 @@ class Compute(Base):
                    self._negs.get(last(b["group"]), {}).get("networkEndpointType") == "SERVERLESS"
                    for b in bs.get("backends", []))
 
-    def _validate_backend(self, bs: dict[str, Any]) -> None:
+    def _validate_backend(self, bs: dict[str, Any], current: dict[str, Any] | None = None) -> None:
         if self._is_serverless(bs):
-            if "timeoutSec" in bs:
-                raise bad_request(SERVERLESS_TIMEOUT, field="resource.timeoutSec")
+            if bs.get("timeoutSec", DEFAULT_TIMEOUT_S) != (current or {}).get("timeoutSec", DEFAULT_TIMEOUT_S):
+                raise bad_request(SERVERLESS_TIMEOUT.format(value=bs["timeoutSec"]), field="resource.timeoutSec")
             if bs.get("healthChecks"):
                 raise bad_request(SERVERLESS_HEALTHCHECK, field="resource.healthChecks")
             return

@@ -48,9 +48,10 @@ class Run(Base):
 
     _services: dict[str, dict[str, Any]]
     _revisions: dict[str, dict[str, dict[str, Any]]]
+    _cold_until: dict[str, float]  # service -> clock time its first instance has started (min instances 0)
 
     def _build_services(self) -> None:
-        self._services, self._revisions = {}, {}
+        self._services, self._revisions, self._cold_until = {}, {}, {}
         required = self.params.secrets.required
         services = self.params.cloud_run.services
         f = self.scenario.cloud_run
@@ -209,6 +210,11 @@ class Run(Base):
         rid = statuses[0].get("revision") if statuses else None
         return self._revisions[svc].get(rid or "")
 
+    def cold_start_remaining_s(self) -> float:
+        """Seconds until every serving revision has an instance (0 with min instances >= 1)."""
+        now = self._clock()
+        return max([0.0, *(until - now for until in self._cold_until.values())])
+
     def startup_time_s(self, revision: dict[str, Any]) -> float:
         """The revision's cold start (real-world seconds): a scenario knob, boosted or not."""
         resources = revision["containers"][0].get("resources", {})
@@ -324,6 +330,11 @@ class Run(Base):
                                        f"Revision '{rid}' is not ready and cannot serve traffic. {problem}")
                     self._set_revision_ready(revision, True)
                     ready_id = rid
+                    if not revision.get("scaling", {}).get("minInstanceCount"):
+                        # no warm instance: the first request waits for a cold start
+                        self._cold_until[svc] = self._clock() + self.scaled(self.startup_time_s(revision))
+                    else:
+                        self._cold_until.pop(svc, None)
                 self._route(svc, ready_id)
                 return copy.deepcopy(live)
 
