@@ -33,7 +33,6 @@ def apply(sb, plan, *extra):
     return run_sync(go())
 
 
-@pytest.mark.xfail(strict=False, reason="runbook bug (helper B): load-balancer checks/plan still assume instance groups on the serverless-NEG topology (timeoutSec/health-check verdicts, PATCH timeoutSec that Google rejects); runbook bug (helper C): remediation treats operations as done at once (no polling of PENDING/RUNNING)")
 def test_dry_run_then_confirmed_apply_heals_and_twice_changes_nothing():
     with sandbox("issue-1278") as sb:
         ev, results = diagnose(sb)
@@ -75,7 +74,6 @@ def test_dry_run_then_confirmed_apply_heals_and_twice_changes_nothing():
         assert len(mutations(sb)) == sent                   # idempotent: not one more mutation
 
 
-@pytest.mark.xfail(strict=False, reason="runbook bug (helper B): load-balancer checks/plan still assume instance groups on the serverless-NEG topology (timeoutSec/health-check verdicts, PATCH timeoutSec that Google rejects); runbook bug (helper C): remediation treats operations as done at once (no polling of PENDING/RUNNING)")
 def test_skipping_the_backend_timeout_leaves_the_golden_path_failing_with_why():
     skip = "remediation.skip=[lb.timeout.staging-backend-service, lb.timeout.staging-auth-service]"
     with sandbox("instance-groups", skip) as sb:  # the backend timeout exists for instance groups only
@@ -90,7 +88,6 @@ def test_skipping_the_backend_timeout_leaves_the_golden_path_failing_with_why():
     assert events.status is Status.FAIL and "missing events" in events.reason and "cut" in events.reason
 
 
-@pytest.mark.xfail(strict=False, reason="runbook bug (helper B): load-balancer checks/plan still assume instance groups on the serverless-NEG topology (timeoutSec/health-check verdicts, PATCH timeoutSec that Google rejects); runbook bug (helper C): remediation treats operations as done at once (no polling of PENDING/RUNNING)")
 def test_demo_flow_from_the_cli(tmp_path):
     """What `make demo` does: plan id from a dry run, then run all phases applying exactly that plan."""
     cli = [sys.executable, "-m", "runbook_lib.cli"]

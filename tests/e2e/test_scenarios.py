@@ -21,7 +21,6 @@ SINGLE_FAULT = {
 }
 
 
-@pytest.mark.xfail(strict=False, reason="runbook bug (helper B): load-balancer checks/plan still assume instance groups on the serverless-NEG topology (timeoutSec/health-check verdicts, PATCH timeoutSec that Google rejects)")
 def test_healthy_is_healthy():
     with sandbox("healthy") as sb:
         ev, results = diagnose(sb)
@@ -29,7 +28,6 @@ def test_healthy_is_healthy():
     assert not [r.id for r in results if r.status in (Status.FAIL, Status.ERROR)]
 
 
-@pytest.mark.xfail(strict=False, reason="runbook bug (helper B): load-balancer checks/plan still assume instance groups on the serverless-NEG topology (timeoutSec/health-check verdicts, PATCH timeoutSec that Google rejects); runbook bug (helper B): sql.state expects STOPPED; a stopped instance is RUNNABLE + activationPolicy NEVER")
 def test_issue_1278_names_the_five_faults_with_their_reasons():
     with sandbox("issue-1278") as sb:
         ev, results = diagnose(sb)
@@ -54,7 +52,6 @@ def test_issue_1278_names_the_five_faults_with_their_reasons():
     assert ev.probes["tls.api-staging.netrasystems.ai"][0].reason.value == "hostname_mismatch"
 
 
-@pytest.mark.xfail(strict=False, reason="runbook bug (helper B): load-balancer checks/plan still assume instance groups on the serverless-NEG topology (timeoutSec/health-check verdicts, PATCH timeoutSec that Google rejects); runbook bug (helper B): sql.state expects STOPPED; a stopped instance is RUNNABLE + activationPolicy NEVER")
 @pytest.mark.parametrize("scenario, component", sorted(SINGLE_FAULT.items()))
 def test_each_single_fault_is_found_and_only_it(scenario, component):
     with sandbox(scenario) as sb:

@@ -87,7 +87,6 @@ def fresh(healthy):
     clear_faults(sb)
 
 
-@pytest.mark.xfail(strict=False, reason="runbook bug (helper B): the healthy baseline reports lb.<backend>.health on serverless-NEG backends (getHealth has no healthStatus there)")
 @pytest.mark.parametrize("name", list(CASES))
 def test_phase_1_survives_a_misbehaving_api(name, healthy, fresh):
     sb, baseline_ids = healthy
@@ -119,7 +118,6 @@ def test_phase_1_survives_a_misbehaving_api(name, healthy, fresh):
         assert r.status is case.status and case.says in r.reason, (r.id, r.status, r.reason)
 
 
-@pytest.mark.xfail(strict=False, reason="runbook bug (helper B): the healthy baseline reports lb.<backend>.health on serverless-NEG backends (getHealth has no healthStatus there)")
 def test_a_full_phase_1_run_with_a_broken_api_still_writes_its_report(healthy, fresh, tmp_path):
     sb, baseline_ids = healthy
     p = sb.params

@@ -48,7 +48,6 @@ def current_plan(sb):
     return build_plan(results, ev, sb.params)
 
 
-@pytest.mark.xfail(strict=False, reason="runbook bug (helper B): load-balancer checks/plan still assume instance groups on the serverless-NEG topology (timeoutSec/health-check verdicts, PATCH timeoutSec that Google rejects)")
 def test_a_stale_confirmation_is_refused_before_any_request(broken):
     sb = broken
     reviewed = current_plan(sb)                      # the dry run a person reviewed and confirmed
@@ -75,7 +74,6 @@ def test_a_stale_confirmation_is_refused_before_any_request(broken):
     assert requests_seen(sb) == [], "a refused plan must not even read"
 
 
-@pytest.mark.xfail(strict=False, reason="runbook bug (helper B): load-balancer checks/plan still assume instance groups on the serverless-NEG topology (timeoutSec/health-check verdicts, PATCH timeoutSec that Google rejects)")
 def test_a_failure_mid_plan_stops_there_with_audit_and_rollback(broken, tmp_path):
     sb = broken
     plan = current_plan(sb)
