@@ -108,7 +108,7 @@ def test_reports_are_self_contained_and_servable(replay_run):
 
 def test_terminal_tells_the_story(replay_run):
     proc, out = replay_run
-    assert "-> diagnose: UNHEALTHY, 9 critical" in proc.stderr and "root causes connector" in proc.stderr
+    assert "-> diagnose: UNHEALTHY, 10 critical" in proc.stderr and "root causes connector" in proc.stderr
     assert "-> remediate: DRY RUN" in proc.stderr
     tail = proc.stderr.strip().splitlines()[-2:]
     assert tail[0].startswith("Summary: ") and tail[0].endswith("summary.md")
