@@ -49,7 +49,7 @@ def evaluate(ev: Evidence, params: Params) -> list[CheckResult]:
             skews.append((record.received_at - server).total_seconds())
     keys = [k for k, r in ev.api.items() if r.date]
     if not skews:
-        return [make(CID, TITLE, SKIP, expected=expected,
+        return [make(CID, TITLE, SKIP, expected=expected, evidence=["manifest"],  # meta.now: the local clock
                      reason="no API answer recorded a Date header (evidence recorded before clock checks, or no "
                             "API answered), so the local clock was not compared")]
     skew = percentile(skews, 50)
