@@ -1,6 +1,6 @@
 """Mutation testing of the core (issue 11, item 6): ``make mutation`` (not part of ``make test``).
 
-Runs mutmut over ``[tool.mutmut] paths_to_mutate`` (checks/, results.py, redact.py,
+Runs mutmut over ``[tool.mutmut] only_mutate`` (checks/, results.py, redact.py,
 remediate/apply.py, params.py) in a scratch copy of the working tree, with the fast test
 selection from pyproject.toml, then writes the survivors to ``bench/results/mutation-<date>.md``
 (one line each, to be killed by a test or explained there).
@@ -37,8 +37,8 @@ def _scratch_copy(dest: Path) -> None:
 
 def _restrict(pyproject: Path, only: list[str]) -> None:
     text = pyproject.read_text()
-    listed = "paths_to_mutate = [\n" + "".join(f'  "{p}",\n' for p in only) + "]"
-    text = re.sub(r"paths_to_mutate = \[.*?\]", listed, text, count=1, flags=re.S)
+    listed = "only_mutate = [\n" + "".join(f'  "*{p}",\n' for p in only) + "]"
+    text = re.sub(r"only_mutate = \[.*?\]", listed, text, count=1, flags=re.S)
     pyproject.write_text(text)
 
 
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         elapsed = (dt.datetime.now(dt.timezone.utc) - started).total_seconds()
         out = RESULTS / f"mutation-{started:%Y-%m-%d}.md"
         RESULTS.mkdir(parents=True, exist_ok=True)
-        scope = ", ".join(args.only) if args.only else "every path in [tool.mutmut] paths_to_mutate"
+        scope = ", ".join(args.only) if args.only else "every path in [tool.mutmut] only_mutate"
         body = [f"# Mutation testing, {started:%Y-%m-%d %H:%M} UTC", "",
                 f"Scope: {scope}. Tests: [tool.mutmut] pytest_add_cli_args_test_selection. "
                 f"Elapsed {elapsed:.0f} s{' (budget reached: partial run)' if timed_out else ''}.", "",

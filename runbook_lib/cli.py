@@ -131,8 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     # platformdirs warns when $XDG_RUNTIME_DIR is set but unusable (not private, missing parent) and
     # then falls back to the platform default by itself: noise for someone reading `runbook check`
     warnings.filterwarnings("ignore", message=r"XDG_RUNTIME_DIR ")
+    import signal
+
     args = build_parser().parse_args(argv)
-    terminated = _terminate_like_interrupt()
+    terminated: list[int] = []
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate_like_interrupt(terminated))
     try:
         return COMMANDS[args.command](args)
     except RunbookError as exc:
@@ -141,22 +146,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error_line("runbook: terminated" if terminated else "runbook: interrupted")
         return 143 if terminated else 130
+    finally:
+        if previous is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _terminate_like_interrupt() -> list[int]:
+def _terminate_like_interrupt(seen: list[int]):
     """SIGTERM unwinds like Ctrl-C, so every ``finally`` runs: the run's sandbox is stopped, its
     temporary folders removed, the kernel shut down and the report marked INCOMPLETE."""
-    import signal
-
-    seen: list[int] = []
 
     def handler(signum, frame):
         seen.append(signum)
         raise KeyboardInterrupt
 
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, handler)
-    return seen
+    return handler
 
 
 def _error_line(text: str) -> None:

@@ -125,6 +125,9 @@ class ReplayEnvironment:
 
 
 def open_environment(params: Params) -> Environment:
+    from . import redact
+
+    redact.warm()  # load the secret detectors before anything is measured
     kinds: dict[str, Callable[[Params], Environment]] = {
         "live": NetworkEnvironment,
         "sandbox": NetworkEnvironment,

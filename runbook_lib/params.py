@@ -465,8 +465,8 @@ def _split_override(text: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
-    if not isinstance(value, str) and _is_text_field(key.strip()):
-        value = raw  # a plan id of digits (0123456789ab... or 0012345678) stays the text that was typed
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and _is_text_field(key.strip()):
+        value = raw.strip()  # a plan id of digits (0012345678, 123456789012) stays the text that was typed
     return key.strip(), value
 
 

@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         from .manager import hold_serve_lock
 
         lock = hold_serve_lock(Path(args.workdir))  # one sandbox per workdir, held until we exit
+        redact.warm()  # before serving: the first redacted log line must not stall a request
         try:
             asyncio.run(serve(args.params, args.scenario, args.workdir, args.time_scale, args.watch_parent))
         finally:

@@ -212,7 +212,12 @@ def running(params: Params | str | Path, scenario: str | None = None, workdir: s
     else:
         source = Path(params)
     try:
-        info = up(source, scenario, folder, time_scale=time_scale, tied_to_me=True)
+        try:
+            info = up(source, scenario, folder, time_scale=time_scale, tied_to_me=True)
+        except BaseException:  # interrupted (SIGTERM, Ctrl-C) while starting: stop what was spawned
+            with contextlib.suppress(Exception):
+                down(folder)
+            raise
         try:
             yield RunningSandbox(info, load_params(info["params_file"]), folder)
         finally:

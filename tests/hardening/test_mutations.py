@@ -86,3 +86,29 @@ def test_the_same_secret_with_its_latest_version_enabled_passes():
     ev = healthy_evidence()
     r = ResultSet(results=secrets.evaluate(ev, PARAMS)).by_id("secrets.database-url")
     assert r.status is Status.PASS
+
+
+# --- survivors of `make mutation` (bench/results/mutation-2026-12-01.md), killed here -------------
+
+@pytest.mark.parametrize("pattern, host", [("*.netrasystems.ai.", "api.netrasystems.ai"),
+                                           ("api.netrasystems.ai.", "api.netrasystems.ai"),
+                                           ("*.netrasystems.ai", "api.netrasystems.ai.")])
+def test_a_trailing_dot_on_either_side_still_matches(pattern, host):
+    assert name_matches(pattern, host)
+
+
+def test_safe_id_strips_separators_and_replaces_others_with_one_dash():
+    from runbook_lib.checks._util import safe_id
+
+    assert safe_id("-Staging Backend.") == "staging-backend"
+    assert safe_id(" a/b ") == "a-b"
+    assert safe_id("...") == "x"
+
+
+def test_days_between_is_exact_days():
+    from datetime import datetime, timedelta, timezone
+
+    from runbook_lib.checks._util import days_between
+
+    t = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    assert days_between(t + timedelta(days=30), t) == 30.0
