@@ -183,7 +183,7 @@ def cmd_run(args) -> int:
     if outcome.error:
         _error_line(f"runbook: INCOMPLETE: {outcome.error}")
     if outcome.since_last_run:
-        print(outcome.since_last_run, end="", file=sys.stderr)
+        print(outcome.since_last_run, end="")
     print(outcome.verdict_line or "Overall Status: UNKNOWN (no verdict recorded)", flush=True)
     # stdout ends with the verdict line (scripts read it); a person reads on from these two
     for line in closing_lines(outcome.run_dir, outcome.phases_done):

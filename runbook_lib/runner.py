@@ -12,6 +12,7 @@ executed notebooks included (``_AtomicNotebookIO``); the kernels get a minimal e
 from __future__ import annotations
 
 import contextlib
+import json
 import errno
 import logging
 import os
@@ -25,7 +26,7 @@ from typing import Iterator, Sequence
 from . import redact, report
 from .childenv import minimal_env, names_from_params
 from .errors import RunError, RunbookError
-from .evidence import atomic_write_text
+from .evidence import atomic_write_json, atomic_write_text
 from .params import Params, dump_params, load_params
 
 MIN_FREE_BYTES = 64 * 1024 * 1024   # a report is a few MiB; less free space than this fails up front
@@ -325,8 +326,21 @@ def _finish(run_dir: Path, root: Path, params: Params, outcome: RunOutcome) -> N
             report.write_status(run_dir, "COMPLETE", reason="all phases ran", verdict=outcome.verdict_line, **fields)
         else:
             report.write_status(run_dir, "INCOMPLETE", reason=outcome.error or "run failed", **fields)
+        _stamp_run_state(run_dir)                    # results.json says what status.json says, never older
         _update_index(root, run_dir)
     log.info("run %s: %s %s", run_dir.name, outcome.state, outcome.verdict_line)
+
+
+def _stamp_run_state(run_dir: Path) -> None:
+    """Copy the final run state into results.json (it was merged while the run was still finishing)."""
+    path = run_dir / "results.json"
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(doc, dict):
+        doc["run"] = {k: v for k, v in report.read_status(run_dir).items() if k != "verdict"}
+        atomic_write_json(path, doc)
 
 
 def _own_verdict(phases: dict, done: list[str]) -> dict | None:

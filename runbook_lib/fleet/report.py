@@ -36,7 +36,11 @@ def row(fdir: Path, target_name: str, index: int) -> dict[str, Any]:
         return {**base, "status": "FAILED", "state": "NO REPORT", "verdict": None, "verdict_line": "",
                 "root_causes": [], "error": base["error"] or "the run left no results.json"}
     verdict = doc.get("verdict") or None
-    state = (doc.get("run") or {}).get("state", "INCOMPLETE")
+    # status.json is the run's state (COMPLETE is written last, after results.json and the secret scan)
+    from ..report import read_status
+
+    run_status = read_status(fdir / marker["run_dir"])
+    state = run_status.get("state") or (doc.get("run") or {}).get("state", "INCOMPLETE")
     if state == "COMPLETE" and verdict and verdict.get("healthy") is not None and marker.get("exit_code") in (0, 1):
         status = "HEALTHY" if verdict["healthy"] else "UNHEALTHY"
     else:
@@ -45,7 +49,7 @@ def row(fdir: Path, target_name: str, index: int) -> dict[str, Any]:
            "verdict_line": (verdict or {}).get("line", ""), "root_causes": _root_causes(doc),
            "target": doc.get("target", {})}
     if status == "FAILED" and not out["error"]:
-        out["error"] = (doc.get("run") or {}).get("reason", "the run did not complete")
+        out["error"] = run_status.get("reason") or (doc.get("run") or {}).get("reason", "the run did not complete")
     if "since_last_run" in doc:
         out["since_last_run"] = doc["since_last_run"]
     return out

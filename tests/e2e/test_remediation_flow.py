@@ -67,7 +67,7 @@ def test_dry_run_then_confirmed_apply_heals_and_twice_changes_nothing():
         assert {r.id: r.status for r in golden if r.status is not Status.SKIP} == {
             "golden.login": Status.PASS, "golden.websocket": Status.PASS, "golden.events": Status.PASS,
             "golden.response": Status.PASS, "golden.history": Status.PASS, "golden.api_latency": Status.PASS,
-            "golden.error_rate": Status.PASS}
+            "golden.error_rate": Status.PASS, "golden.startup": Status.PASS}
 
         second = apply(sb, plan)
         assert second.changed == [] and "nothing to change" in second.message

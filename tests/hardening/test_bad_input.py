@@ -187,8 +187,8 @@ def test_damaged_evidence_is_refused_with_one_line(evidence_copy, damage, expect
 def test_a_run_on_edited_evidence_is_refused(tmp_path, evidence_copy):
     record = evidence_copy / "diagnose" / "api" / "sqladmin.instance.json"
     text = record.read_text()
-    assert '"state": "STOPPED"' in text
-    record.write_text(text.replace('"state": "STOPPED"', '"state": "RUNNABLE"', 1))   # heals the database, silently
+    assert '"activationPolicy": "NEVER"' in text
+    record.write_text(text.replace('"activationPolicy": "NEVER"', '"activationPolicy": "ALWAYS"', 1))   # heals it, silently
     params = _params_copy(tmp_path, **{"target.evidence_dir": str(evidence_copy)})
     proc = runbook("check", "--params", str(params))
     one_line_exit_2(proc, "sqladmin.instance.json", "changed since it was recorded")
