@@ -160,7 +160,7 @@ def kernel_starts(reps: int) -> dict[str, Any]:
 
     import papermill as pm
 
-    from runbook_lib.runner import NOTEBOOK_DIR
+    from runbook_lib.run.runner import NOTEBOOK_DIR
 
     logging.getLogger("papermill").setLevel(logging.WARNING)
     out: dict[str, Any] = {"trivial_s": [], "with_runbook_import_s": []}

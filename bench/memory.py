@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 HEAVY = ("pandas", "matplotlib", "numpy", "grpc", "nbconvert", "papermill", "jupyter_client", "IPython", "psycopg",
          "aiohttp", "httpx", "pydantic", "cryptography", "google.cloud.monitoring_v3")
 ROLES = {
-    "runner (runbook run)": ["runbook_lib.cli", "runbook_lib.runner", "papermill", "nbconvert"],
+    "runner (runbook run)": ["runbook_lib.cli", "runbook_lib.run.runner", "papermill", "nbconvert"],
     "sandbox (python -m runbook_lib.sandbox)": ["runbook_lib.sandbox.__main__"],
     "kernel (ipykernel + import runbook_lib)": ["ipykernel.kernelapp", "runbook_lib"],
     "pandas + matplotlib alone": ["pandas", "matplotlib", "matplotlib.figure"],

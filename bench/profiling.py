@@ -69,7 +69,7 @@ async def _profile_async(what: str, coro_fn: Callable[[], Any]) -> dict[str, Any
 
 def blackout_gather() -> dict[str, Any]:
     """The blackout diagnosis' gather, awaited time included (which await held it up)."""
-    from runbook_lib.environment import open_environment
+    from runbook_lib.gather.environment import open_environment
     from runbook_lib.sandbox.manager import running
 
     from .diagnosis import PARAMS_FILE
@@ -150,9 +150,9 @@ def demo_phases(scenario: str = "issue-1278") -> dict[str, Any]:
     Kernel start-up and the notebook import are measured apart (end_to_end.kernel_starts); this
     shows where each phase's own time goes, against a real sandbox, with the plan applied.
     """
-    from runbook_lib import report
+    from runbook_lib.run import report
     from runbook_lib.params import dump_params, load_params
-    from runbook_lib.runner import NOTEBOOK_DIR
+    from runbook_lib.run.runner import NOTEBOOK_DIR
     from runbook_lib.sandbox.manager import running
 
     from .diagnosis import PARAMS_FILE

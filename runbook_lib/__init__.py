@@ -7,27 +7,27 @@ only notebooks (tables and plots) need.
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from .errors import ApiError, GitHubError, ParameterError, RemediationError, RunbookError, RunError
+from runbook_lib.errors import ApiError, GitHubError, ParameterError, RemediationError, RunbookError, RunError
 
 _LAZY = {
     "Params": ("params", "Params"), "load_params": ("params", "load_params"),
     "CheckResult": ("results", "CheckResult"), "ResultSet": ("results", "ResultSet"),
     "Severity": ("results", "Severity"), "Status": ("results", "Status"), "Verdict": ("results", "Verdict"),
     "root_causes": ("results", "root_causes"),
-    "Phase": ("phase", "Phase"),
+    "Phase": ("run.phase", "Phase"),
     "plots": ("render.plots", None), "tables": ("render.tables", None),
     "show": ("render.tables", "show"),
-    "golden_steps": ("golden_path", "waterfall_steps"),
+    "golden_steps": ("gather.golden_path", "waterfall_steps"),
     "since_last_run": ("history", "since_last_run_view"),
 }
 
 if TYPE_CHECKING:  # for readers and type checkers; at run time these load on first use
-    from .golden_path import waterfall_steps as golden_steps
-    from .params import Params, load_params
-    from .phase import Phase
-    from .render import plots, tables
-    from .render.tables import show
-    from .results import CheckResult, ResultSet, Severity, Status, Verdict, root_causes
+    from runbook_lib.gather.golden_path import waterfall_steps as golden_steps
+    from runbook_lib.params import Params, load_params
+    from runbook_lib.run.phase import Phase
+    from runbook_lib.render import plots, tables
+    from runbook_lib.render.tables import show
+    from runbook_lib.results import CheckResult, ResultSet, Severity, Status, Verdict, root_causes
 
 
 def __getattr__(name: str) -> Any:

@@ -6,8 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from . import redact
-from .errors import RunbookError
+from runbook_lib import redact
+from runbook_lib.errors import RunbookError
 
 DEFAULT_PARAMS = "parameters/sandbox.yaml"
 
@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--json", action="store_true", help="as JSON")
     history.add_argument("--verify", action="store_true",
                          help="re-check every run folder's files (after editing finished runs by hand)")
-    from .fleet.cli import add_parser as add_fleet_parser
+    from runbook_lib.fleet.cli import add_parser as add_fleet_parser
 
     add_fleet_parser(sub)
     return parser
@@ -169,10 +169,10 @@ def _error_line(text: str) -> None:
 
 
 def cmd_run(args) -> int:
-    from .report import PHASES, PHASE_NUMBERS
-    from .runner import run
+    from runbook_lib.run.report import PHASES, PHASE_NUMBERS
+    from runbook_lib.run.runner import run
 
-    from .story import closing_lines
+    from runbook_lib.render.terminal import closing_lines
 
     phases = PHASES if args.phase == "all" else (PHASE_NUMBERS[args.phase],)
     # a progress bar is for a terminal; in CI logs (not a TTY) the per-phase lines are the progress
@@ -192,26 +192,26 @@ def cmd_run(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from .headless import check
+    from runbook_lib.run.headless import check
 
     return check(args.params, args.overrides, detailed=args.detailed_report, as_json=args.json)
 
 
 def cmd_plan(args) -> int:
-    from .headless import plan
+    from runbook_lib.run.headless import plan
 
     return plan(args.params, args.overrides, id_only=args.id_only, as_json=args.json)
 
 
 def cmd_params(args) -> int:
-    from .params import dump_params, load_params
+    from runbook_lib.params import dump_params, load_params
 
     print(dump_params(load_params(args.params, args.overrides)), end="")
     return 0
 
 
 def cmd_sandbox(args) -> int:
-    from .sandbox import manager
+    from runbook_lib.sandbox import manager
 
     if args.sandbox_command == "up":
         info = manager.up(args.params, args.scenario, workdir=args.workdir)
@@ -225,7 +225,7 @@ def cmd_sandbox(args) -> int:
         manager.down(args.workdir)
         print("sandbox stopped")
         return 0
-    from .sandbox.scenario import describe_scenarios
+    from runbook_lib.sandbox.scenario import describe_scenarios
 
     for name, description in describe_scenarios():
         print(f"{name:24} {description}")
@@ -233,13 +233,13 @@ def cmd_sandbox(args) -> int:
 
 
 def cmd_record(args) -> int:
-    from .headless import record
+    from runbook_lib.run.headless import record
 
     return record(args.scenario, Path(args.out))
 
 
 def cmd_attach(args) -> int:
-    from .attach import attach
+    from runbook_lib.handback.attach import attach
 
     attach(Path(args.run), repo=args.repo, issue=args.issue, report_url=args.report_url,
            dry_run=args.dry_run, token=None, api_url=None, notify=args.notify,
@@ -248,8 +248,8 @@ def cmd_attach(args) -> int:
 
 
 def cmd_diff(args) -> int:
-    from .errors import HistoryError
-    from .history.diff import diff_folders, diff_last, print_diff
+    from runbook_lib.errors import HistoryError
+    from runbook_lib.history.diff import diff_folders, diff_last, print_diff
 
     if args.last is not None and args.runs:
         raise HistoryError("diff: pass two report folders or --last N, not both")
@@ -264,7 +264,7 @@ def cmd_diff(args) -> int:
 
 
 def cmd_history(args) -> int:
-    from .history.diff import print_history
+    from runbook_lib.history.diff import print_history
 
     print_history(Path(args.reports), args.target, last=args.last, as_json=args.json, out=sys.stdout, err=sys.stderr,
                   verify=args.verify)
@@ -277,7 +277,7 @@ COMMANDS = {"run": cmd_run, "check": cmd_check, "plan": cmd_plan, "params": cmd_
 
 
 def cmd_fleet(args) -> int:
-    from .fleet.cli import command
+    from runbook_lib.fleet.cli import command
 
     return command(args)
 

@@ -17,9 +17,9 @@ from typing import Any, Literal, Mapping, Sequence
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from . import safeio
-from .errors import ParameterError
-from .validation import explain
+from runbook_lib.util import safeio
+from runbook_lib.errors import ParameterError
+from runbook_lib.util.validation import explain
 
 PARAMS_FILE_LIMIT = 1 * safeio.MiB  # a parameters file is a few KiB; 1 MiB is generous, 50 MB is a mistake
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import redact
-from .errors import ParameterError
+from runbook_lib import redact
+from runbook_lib.errors import ParameterError
 
 
 def read_value(*, env: str | None, file: str | None, what: str) -> str | None:

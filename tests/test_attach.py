@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from github_fake import FakeGitHub
-from runbook_lib import attach as attach_mod
-from runbook_lib.attach import attach, report_marker
+from runbook_lib.handback import attach as attach_mod
+from runbook_lib.handback.attach import attach, report_marker
 from runbook_lib.errors import GitHubError
 from runbook_lib.redact import MASK
 

@@ -4,16 +4,16 @@ Nothing here does I/O or reads the clock; ``now`` always comes from the evidence
 """
 from __future__ import annotations
 
-from ..stats import percentile  # noqa: F401  (re-exported for the check modules)
+from runbook_lib.util.stats import percentile  # noqa: F401  (re-exported for the check modules)
 
 import re
 from collections import Counter
 from datetime import datetime
 from typing import Iterable, Sequence
 
-from ..evidence import ApiRecord, MetricRecord
-from ..probes.base import ProbeResult
-from ..results import CheckResult, Severity, Status
+from runbook_lib.evidence import ApiRecord, MetricRecord
+from runbook_lib.probes.base import ProbeResult
+from runbook_lib.results import CheckResult, Severity, Status
 
 PASS, WARN, FAIL, ERROR, SKIP = Status.PASS, Status.WARN, Status.FAIL, Status.ERROR, Status.SKIP
 

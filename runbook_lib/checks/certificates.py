@@ -5,14 +5,14 @@ A failed earlier step makes the later ones SKIP with the reason, so a person rea
 """
 from __future__ import annotations
 
-from ..evidence import Evidence
-from ..gcp import compute
-from ..gcp.compute import SslCertificate, TargetHttpsProxy
-from ..gcp.timefmt import parse_time
-from ..params import Params
-from ..probes.base import ProbeResult, Reason
-from ..results import CheckResult, Severity
-from ._util import (
+from runbook_lib.evidence import Evidence
+from runbook_lib.gcp import compute
+from runbook_lib.gcp.compute import SslCertificate, TargetHttpsProxy
+from runbook_lib.gcp.timefmt import parse_time
+from runbook_lib.params import Params
+from runbook_lib.probes.base import ProbeResult, Reason
+from runbook_lib.results import CheckResult, Severity
+from runbook_lib.checks._util import (
     ERROR, FAIL, PASS, SKIP, WARN, Maker, covers, days_between, domain_label, fmt_days, first_failed, unavailable, usable,
 )
 

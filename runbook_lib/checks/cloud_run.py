@@ -9,13 +9,13 @@ WebSocket lives is the revision (see ``gcp/run.py`` for Google's limits and thei
 """
 from __future__ import annotations
 
-from ..evidence import Evidence, MetricRecord
-from ..gcp import run
-from ..gcp.run import Service
-from ..params import Params
-from ..results import CheckResult, Severity
-from ..stats import percentile
-from ._util import FAIL, PASS, SKIP, WARN, Maker, plural, safe_id, unavailable, usable
+from runbook_lib.evidence import Evidence, MetricRecord
+from runbook_lib.gcp import run
+from runbook_lib.gcp.run import Service
+from runbook_lib.params import Params
+from runbook_lib.results import CheckResult, Severity
+from runbook_lib.util.stats import percentile
+from runbook_lib.checks._util import FAIL, PASS, SKIP, WARN, Maker, plural, safe_id, unavailable, usable
 
 make = Maker("cloud_run", Severity.high)
 KEY = run.KEY

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import math
 
-from ..evidence import Evidence
-from ..gcp import sqladmin
-from ..gcp.monitoring import peak
-from ..gcp.sqladmin import Instance
-from ..params import Params
-from ..probes.base import ProbeResult, Reason
-from ..results import CheckResult, Severity
-from ._util import (
+from runbook_lib.evidence import Evidence
+from runbook_lib.gcp import sqladmin
+from runbook_lib.gcp.monitoring import peak
+from runbook_lib.gcp.sqladmin import Instance
+from runbook_lib.params import Params
+from runbook_lib.probes.base import ProbeResult, Reason
+from runbook_lib.results import CheckResult, Severity
+from runbook_lib.checks._util import (
     FAIL, PASS, SKIP, WARN, Maker, first_failed, fmt_limit, fmt_s, percentile, reasons_counted,
     unavailable, usable,
 )

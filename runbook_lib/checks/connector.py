@@ -3,15 +3,15 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..evidence import Evidence
-from ..gcp import networkmanagement, run, vpcaccess
-from ..gcp.monitoring import latest_total, peak
-from ..gcp.networkmanagement import ConnectivityTest
-from ..gcp.vpcaccess import Connector
-from ..params import Params
-from ..probes.base import PHASES, ProbeResult
-from ..results import CheckResult, Severity
-from ._util import FAIL, PASS, SKIP, WARN, Maker, percentile, unavailable, usable
+from runbook_lib.evidence import Evidence
+from runbook_lib.gcp import networkmanagement, run, vpcaccess
+from runbook_lib.gcp.monitoring import latest_total, peak
+from runbook_lib.gcp.networkmanagement import ConnectivityTest
+from runbook_lib.gcp.vpcaccess import Connector
+from runbook_lib.params import Params
+from runbook_lib.probes.base import PHASES, ProbeResult
+from runbook_lib.results import CheckResult, Severity
+from runbook_lib.checks._util import FAIL, PASS, SKIP, WARN, Maker, percentile, unavailable, usable
 
 KEY = vpcaccess.KEY
 METRIC = "monitoring.connector_instances"

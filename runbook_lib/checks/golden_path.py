@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import statistics
 
-from ..evidence import Evidence
-from ..params import Params
-from ..results import CheckResult, Severity, Status
-from ..stats import percentile
+from runbook_lib.evidence import Evidence
+from runbook_lib.params import Params
+from runbook_lib.results import CheckResult, Severity, Status
+from runbook_lib.util.stats import percentile
 
 COMPONENT = "golden_path"
 UPSTREAM = ["connector", "cloudsql", "certificates", "load_balancer", "secrets", "cloud_run"]
@@ -59,7 +59,7 @@ def evaluate(ev: Evidence, params: Params) -> list[CheckResult]:
 
 def _startup(ev: Evidence, params: Params) -> CheckResult:
     """p95 of run.googleapis.com/container/startup_latencies over every service, vs thresholds.startup_s."""
-    from .cloud_run import STARTUP_KEY, startup_seconds
+    from runbook_lib.checks.cloud_run import STARTUP_KEY, startup_seconds
 
     limit = params.thresholds.startup_s
     title, expected = f"Service startup < {limit:g} s", f"p95 < {limit:g} s"

@@ -10,13 +10,13 @@ check to judge, said once in ``lb.serverless``; the 600 s concerns are the Cloud
 """
 from __future__ import annotations
 
-from ..evidence import Evidence
-from ..gcp import compute, run
-from ..gcp.compute import BackendHealth, BackendService, HealthCheck, NetworkEndpointGroup
-from ..params import Params
-from ..probes.base import ProbeResult
-from ..results import CheckResult, Severity
-from ._util import (
+from runbook_lib.evidence import Evidence
+from runbook_lib.gcp import compute, run
+from runbook_lib.gcp.compute import BackendHealth, BackendService, HealthCheck, NetworkEndpointGroup
+from runbook_lib.params import Params
+from runbook_lib.probes.base import ProbeResult
+from runbook_lib.results import CheckResult, Severity
+from runbook_lib.checks._util import (
     FAIL, PASS, SKIP, WARN, Maker, domain_label, first_failed, fmt_limit, fmt_s, path_slug, percentile, plural,
     safe_id, unavailable, usable,
 )

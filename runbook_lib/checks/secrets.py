@@ -2,12 +2,12 @@
 expire. Metadata only: no value is read, shown or stored here."""
 from __future__ import annotations
 
-from ..evidence import Evidence
-from ..gcp import secretmanager
-from ..gcp.secretmanager import Secret, latest, versions_of
-from ..params import Params
-from ..results import CheckResult, Severity, Status
-from ._util import FAIL, PASS, WARN, Maker, days_between, fmt_days, safe_id, unavailable, usable
+from runbook_lib.evidence import Evidence
+from runbook_lib.gcp import secretmanager
+from runbook_lib.gcp.secretmanager import Secret, latest, versions_of
+from runbook_lib.params import Params
+from runbook_lib.results import CheckResult, Severity, Status
+from runbook_lib.checks._util import FAIL, PASS, WARN, Maker, days_between, fmt_days, safe_id, unavailable, usable
 
 make = Maker("secrets", Severity.high)
 LIST = secretmanager.SECRETS

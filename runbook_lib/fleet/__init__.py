@@ -24,10 +24,10 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..evidence import atomic_write_json
-from . import report as _report
-from .execute import assigned, fleet_dir, new_fleet_id, run_all
-from .manifest import Fleet, load_manifest
+from runbook_lib.evidence import atomic_write_json
+from runbook_lib.fleet import report as _report
+from runbook_lib.fleet.execute import assigned, fleet_dir, new_fleet_id, run_all
+from runbook_lib.fleet.manifest import Fleet, load_manifest
 
 __all__ = ["load_manifest", "run", "run_some", "rollup", "assigned"]
 
@@ -83,7 +83,7 @@ def rollup(manifest: str | Path, *, fleet_id: str, out: str | Path = "reports") 
 
 
 def _index(root: Path) -> None:
-    from ..render.index import write_index
+    from runbook_lib.render.index import write_index
 
     write_index(root)
 
@@ -97,7 +97,7 @@ def _prepare(fleet: Fleet, root: Path, fleet_id: str) -> Path:
 
 
 def _all_recorded(fleet: Fleet, fdir: Path) -> bool:
-    from .execute import marker_path
+    from runbook_lib.fleet.execute import marker_path
 
     return all(marker_path(fdir, t.name).exists() for t in fleet.targets)
 

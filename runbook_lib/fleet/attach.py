@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from .. import redact
-from ..attach import REPO_RE, _api_base, _GitHub, _Urls, comment_body
-from ..errors import GitHubError
+from runbook_lib import redact
+from runbook_lib.handback.attach import REPO_RE, _api_base, _GitHub, _Urls, comment_body
+from runbook_lib.errors import GitHubError
 
 
 def fleet_marker(issue: int, manifest: str) -> str:

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import ParameterError
+from runbook_lib.errors import ParameterError
 
 
 def add_parser(sub) -> None:
@@ -58,7 +58,7 @@ def add_parser(sub) -> None:
 
 
 def command(args) -> int:
-    from .. import fleet
+    from runbook_lib import fleet
 
     say = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731  (progress on stderr, results on stdout)
     if args.fleet_command == "list":
@@ -73,7 +73,7 @@ def command(args) -> int:
                 print(f"{r['index']:3}  {r['name']:24} {r['mode']:8} {r['params']}")
         return 0
     if args.fleet_command == "attach":
-        from .attach import attach_fleet
+        from runbook_lib.fleet.attach import attach_fleet
 
         attach_fleet(Path(args.fleet), repo=args.repo, issue=args.issue, report_url=args.report_url,
                      dry_run=args.dry_run)

@@ -22,9 +22,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..errors import ParameterError
-from ..evidence import atomic_write_json
-from .manifest import Fleet, LoadedTarget
+from runbook_lib.errors import ParameterError
+from runbook_lib.evidence import atomic_write_json
+from runbook_lib.fleet.manifest import Fleet, LoadedTarget
 
 FLEET_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 DEFAULT_TARGET_TIMEOUT_S = 3600.0

@@ -20,9 +20,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..errors import ParameterError
-from ..params import PATH_KEYS, Params, load_params
-from ..validation import explain
+from runbook_lib.errors import ParameterError
+from runbook_lib.params import PATH_KEYS, Params, load_params
+from runbook_lib.util.validation import explain
 
 DOTTED = r"^[a-z_][a-z0-9_]*(\.[A-Za-z0-9_-]+)*$"
 

@@ -13,9 +13,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..evidence import atomic_write_json, atomic_write_text
-from .manifest import Fleet
-from .execute import marker_path
+from runbook_lib.evidence import atomic_write_json, atomic_write_text
+from runbook_lib.fleet.manifest import Fleet
+from runbook_lib.fleet.execute import marker_path
 
 SCHEMA_VERSION = 1
 EXIT = {"HEALTHY": 0, "UNHEALTHY": 1, "FAILED": 2}
@@ -37,7 +37,7 @@ def row(fdir: Path, target_name: str, index: int) -> dict[str, Any]:
                 "root_causes": [], "error": base["error"] or "the run left no results.json"}
     verdict = doc.get("verdict") or None
     # status.json is the run's state (COMPLETE is written last, after results.json and the secret scan)
-    from ..report import read_status
+    from runbook_lib.run.report import read_status
 
     run_status = read_status(fdir / marker["run_dir"])
     state = run_status.get("state") or (doc.get("run") or {}).get("state", "INCOMPLETE")

@@ -32,10 +32,10 @@ from urllib.parse import urlparse
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from .. import redact
-from ..errors import ApiError, RemediationError
-from ..evidence import ApiRecord, ErrorInfo
-from ..params import Deadlines, Endpoints
+from runbook_lib import redact
+from runbook_lib.errors import ApiError, RemediationError
+from runbook_lib.evidence import ApiRecord, ErrorInfo
+from runbook_lib.params import Deadlines, Endpoints
 
 # The last answer's Date header and local arrival time, per task (each read is its own task).
 _LAST_DATE: contextvars.ContextVar[tuple[str | None, datetime | None]] = contextvars.ContextVar(
@@ -629,7 +629,7 @@ def describe(path: str) -> str:
 
 # -- products described in their own module (API name, service, title, roles: once, there) ---------
 # Imported last: the module defines those names before it imports this one back.
-from . import networkmanagement as _networkmanagement  # noqa: E402
+from runbook_lib.gcp import networkmanagement as _networkmanagement  # noqa: E402
 
 for _product in (_networkmanagement,):
     APIS += (_product.API,)

@@ -32,10 +32,10 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ..evidence import ApiRecord, ErrorInfo
-from ..params import Params
-from .api import ApiCall, ApiClient, Resource, last_segment
-from .timefmt import parse_time
+from runbook_lib.evidence import ApiRecord, ErrorInfo
+from runbook_lib.params import Params
+from runbook_lib.gcp.api import ApiCall, ApiClient, Resource, last_segment
+from runbook_lib.gcp.timefmt import parse_time
 
 HEALTH_CHECKS = "compute.healthChecks"
 BACKEND_SERVICES = "compute.backendServices"

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Mapping
 
-from .. import redact
-from ..evidence import ErrorInfo, MetricRecord, Point, Series
-from ..params import Params
+from runbook_lib import redact
+from runbook_lib.evidence import ErrorInfo, MetricRecord, Point, Series
+from runbook_lib.params import Params
 
 ClientFactory = Callable[[Params], Any]
 

@@ -35,10 +35,10 @@ import time  # noqa: E402
 import uuid  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
-from ..errors import ApiError  # noqa: E402
-from ..evidence import ApiRecord, ErrorInfo  # noqa: E402
-from ..params import Params  # noqa: E402
-from .api import ApiClient, Resource, last_segment  # noqa: E402
+from runbook_lib.errors import ApiError  # noqa: E402
+from runbook_lib.evidence import ApiRecord, ErrorInfo  # noqa: E402
+from runbook_lib.params import Params  # noqa: E402
+from runbook_lib.gcp.api import ApiClient, Resource, last_segment  # noqa: E402
 
 KEY = "networkmanagement.connectivityTest"
 DELETE_KEY = "networkmanagement.connectivityTest.delete"
@@ -264,7 +264,7 @@ def source_revision(run_body: dict | None, params: Params) -> tuple[str | None, 
     """``(revision, "")`` to start the test from: the serving revision of the first configured
     Cloud Run service that egresses through the connector (else the first one deployed), or
     ``(None, why not)``."""
-    from .run import services_of
+    from runbook_lib.gcp.run import services_of
 
     services = services_of(run_body)
     deployed = [services[n] for n in params.cloud_run.services if n in services]

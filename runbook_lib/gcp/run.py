@@ -42,9 +42,9 @@ from dataclasses import dataclass
 from fnmatch import fnmatch
 from typing import Any
 
-from ..evidence import ApiRecord
-from ..params import Params
-from .api import ApiCall, ApiClient, Resource, last_segment
+from runbook_lib.evidence import ApiRecord
+from runbook_lib.params import Params
+from runbook_lib.gcp.api import ApiCall, ApiClient, Resource, last_segment
 
 KEY = "run.services"
 

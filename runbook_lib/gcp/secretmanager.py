@@ -18,10 +18,10 @@ from datetime import datetime
 
 from pydantic import SecretStr
 
-from ..evidence import ApiRecord
-from ..params import Params
-from .api import ApiCall, ApiClient, Resource, last_segment
-from .timefmt import parse_time
+from runbook_lib.evidence import ApiRecord
+from runbook_lib.params import Params
+from runbook_lib.gcp.api import ApiCall, ApiClient, Resource, last_segment
+from runbook_lib.gcp.timefmt import parse_time
 
 SECRETS = "secretmanager.secrets"
 FORMATS = "secretmanager.valueFormats"  # opt-in verdicts only, never values
@@ -62,9 +62,9 @@ async def inspect_formats(api: ApiClient, params: Params, names: list[str]) -> A
     """
     import base64
 
-    from .. import redact
-    from ..errors import ApiError
-    from ..secret_formats import verdict
+    from runbook_lib import redact
+    from runbook_lib.errors import ApiError
+    from runbook_lib.secret_formats import verdict
 
     started = time.perf_counter()
 

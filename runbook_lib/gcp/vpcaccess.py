@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..evidence import ApiRecord
-from ..params import Params
-from .api import ApiCall, ApiClient, Resource, last_segment
+from runbook_lib.evidence import ApiRecord
+from runbook_lib.params import Params
+from runbook_lib.gcp.api import ApiCall, ApiClient, Resource, last_segment
 
 KEY = "vpcaccess.connector"
 

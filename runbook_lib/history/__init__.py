@@ -17,9 +17,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from .catalog import Catalog, SyncReport, open_synced
-from .compare import Comparison, compare
-from .runs import RunRecord, UnreadableRun, checks_of, read_run
+from runbook_lib.history.catalog import Catalog, SyncReport, open_synced
+from runbook_lib.history.compare import Comparison, compare
+from runbook_lib.history.runs import RunRecord, UnreadableRun, checks_of, read_run
 
 log = logging.getLogger("runbook.history")
 
@@ -45,7 +45,7 @@ def since_last_run(root: Path, run_dir: Path, doc: dict[str, Any]) -> Comparison
 
     A catalog problem is reported in the block's ``note`` (and the log), never as "no change".
     """
-    from ..evidence import atomic_write_json
+    from runbook_lib.evidence import atomic_write_json
 
     try:
         with Catalog(root) as cat:
@@ -78,14 +78,14 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
     block = doc.get("since_last_run")
     if not isinstance(block, dict):
         return []
-    from .text import as_markdown
+    from runbook_lib.history.text import as_markdown
 
     return as_markdown(Comparison.from_dict(block))
 
 
 def since_last_run_view(phase) -> Any:
     """The phase-1 page: this phase's results against the previous completed run of the target."""
-    from .text import as_html, as_text
+    from runbook_lib.history.text import as_html, as_text
 
     results = phase.results.to_records() if phase.results is not None else []
     target = phase.params.target.name
@@ -121,7 +121,7 @@ INDEX_RUNS = 200   # the all-runs table of index.html lists the newest ones; the
 def index_sections(root: Path, *, last: int = 20, limit: int = INDEX_RUNS) -> tuple[list[RunRecord], str, list[str]]:
     """For reports/index.html: the newest ``limit`` runs (newest first), the trend sections per
     target, and notes (unreadable folders; how many older runs the table leaves out)."""
-    from .trends import as_html, db_line_of, trend
+    from runbook_lib.history.trends import as_html, db_line_of, trend
 
     try:
         return _index_sections(root, last, limit)
@@ -132,7 +132,7 @@ def index_sections(root: Path, *, last: int = 20, limit: int = INDEX_RUNS) -> tu
 
 
 def _index_sections(root: Path, last: int, limit: int) -> tuple[list[RunRecord], str, list[str]]:
-    from .trends import as_html, db_line_of, trend
+    from runbook_lib.history.trends import as_html, db_line_of, trend
 
     cat, report = open_synced(root)
     with cat:

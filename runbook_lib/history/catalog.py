@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from .runs import FAILING, Check, RunRecord, UnreadableRun, read_run, signature
+from runbook_lib.history.runs import FAILING, Check, RunRecord, UnreadableRun, read_run, signature
 
 FILENAME = ".catalog.sqlite"
 SCHEMA = 2  # 2: runs.status (the run status the results model recorded)

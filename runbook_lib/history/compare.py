@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
-from .runs import RunRecord
+from runbook_lib.history.runs import RunRecord
 
 # (absolute floor, relative share of the larger value): a change must exceed both to count.
 # Durations are real-world seconds; a 1 s floor keeps sandbox jitter (0.05 s on the wire = 1 s

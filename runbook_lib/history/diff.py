@@ -10,12 +10,12 @@ import json
 from pathlib import Path
 from typing import TextIO
 
-from ..errors import HistoryError
-from .catalog import Catalog
-from .compare import Comparison, compare
-from .runs import RunRecord, UnreadableRun, read_run
-from .text import as_markdown, as_text
-from .trends import LAST, as_text as trend_text, db_line_of, trend
+from runbook_lib.errors import HistoryError
+from runbook_lib.history.catalog import Catalog
+from runbook_lib.history.compare import Comparison, compare
+from runbook_lib.history.runs import RunRecord, UnreadableRun, read_run
+from runbook_lib.history.text import as_markdown, as_text
+from runbook_lib.history.trends import LAST, as_text as trend_text, db_line_of, trend
 
 
 def _read(folder: Path) -> RunRecord:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from .runs import Check, RunRecord
+from runbook_lib.history.runs import Check, RunRecord
 
 MODES = ("always", "on-change", "daily")
 # A nightly cron drifts by minutes; "a day since the last notification" means 20 hours or more.

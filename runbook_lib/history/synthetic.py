@@ -9,7 +9,7 @@ import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from ..results import SCHEMA_VERSION
+from runbook_lib.results import SCHEMA_VERSION
 
 # (id, component, severity): a representative slice of the real check list
 CHECKS = (

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 
-from .compare import Change, Comparison, Moved, _when
+from runbook_lib.history.compare import Change, Comparison, Moved, _when
 
 MAX_LISTED = 25   # per list in Markdown (the issue comment); the terminal and HTML list everything
 

@@ -12,9 +12,9 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from .catalog import Catalog
-from .runs import FAILING, RunRecord
-from .svg import line_chart
+from runbook_lib.history.catalog import Catalog
+from runbook_lib.history.runs import FAILING, RunRecord
+from runbook_lib.history.svg import line_chart
 
 LAST = 20
 DB_CONNECT_LINE_S = 35.0   # the incident's threshold (thresholds.db_connect_s default); the run's own value wins

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Awaitable, Callable
 
-from . import dns, http, postgres, tcp, tls, websocket
-from .base import PHASES, NetContext, ProbeResult, Reason
+from runbook_lib.probes import dns, http, postgres, tcp, tls, websocket
+from runbook_lib.probes.base import PHASES, NetContext, ProbeResult, Reason
 
 Prober = Callable[..., Awaitable[ProbeResult]]
 

@@ -17,7 +17,7 @@ from typing import Any, Awaitable
 
 from pydantic import BaseModel, Field
 
-from .. import redact
+from runbook_lib import redact
 
 PHASES: dict[str, tuple[str, ...]] = {
     "dns": ("resolve",),

@@ -1,7 +1,7 @@
 """DNS prober: does the name resolve, to what, and how long did it take."""
 from __future__ import annotations
 
-from .base import Attempt, NetContext, ProbeResult, split_host_port
+from runbook_lib.probes.base import Attempt, NetContext, ProbeResult, split_host_port
 
 
 async def probe(target: str, net: NetContext, deadline_s: float, **_options: object) -> ProbeResult:

@@ -14,12 +14,12 @@ import anyio
 import httpcore
 import httpx
 
-from .. import redact
-from .base import (
+from runbook_lib import redact
+from runbook_lib.probes.base import (
     Attempt, NetContext, ProbeFailure, ProbeResult, Reason, classify_chain, exception_chain,
     resolve_addresses,
 )
-from .tls import certificate_info, with_served_certificate
+from runbook_lib.probes.tls import certificate_info, with_served_certificate
 
 MAX_BODY = 64 * 1024
 SNIPPET_BYTES = 512

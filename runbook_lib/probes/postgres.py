@@ -23,9 +23,9 @@ import struct
 import unicodedata
 from typing import Any
 
-from .. import redact
-from .base import Attempt, NetContext, ProbeFailure, ProbeResult, Reason, split_host_port
-from .tls import certificate_info
+from runbook_lib import redact
+from runbook_lib.probes.base import Attempt, NetContext, ProbeFailure, ProbeResult, Reason, split_host_port
+from runbook_lib.probes.tls import certificate_info
 
 PROTOCOL_V3 = 196608
 SSL_REQUEST = struct.pack("!II", 8, 80877103)

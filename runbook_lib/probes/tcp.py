@@ -1,7 +1,7 @@
 """TCP prober: resolve, then open (and drop) a connection to ``host:port``."""
 from __future__ import annotations
 
-from .base import Attempt, NetContext, ProbeResult, split_host_port
+from runbook_lib.probes.base import Attempt, NetContext, ProbeResult, split_host_port
 
 
 async def probe(target: str, net: NetContext, deadline_s: float, **_options: object) -> ProbeResult:

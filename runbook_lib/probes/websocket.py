@@ -19,9 +19,9 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import InvalidURI, parse_uri
 
-from .. import redact
-from .base import Attempt, NetContext, ProbeFailure, ProbeResult, Reason
-from .tls import certificate_info, with_served_certificate
+from runbook_lib import redact
+from runbook_lib.probes.base import Attempt, NetContext, ProbeFailure, ProbeResult, Reason
+from runbook_lib.probes.tls import certificate_info, with_served_certificate
 
 READ_CHUNK = 64 * 1024
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024

@@ -31,15 +31,15 @@ from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr
 
-from .. import redact
-from ..errors import ApiError, RemediationError
-from ..evidence import ApiRecord, atomic_write_json
-from ..gcp import sqladmin, vpcaccess
-from ..gcp.api import ApiCall, ApiClient, is_operation, last_segment, operation_status
-from ..params import Params
-from ..secret_input import read_env_file
-from . import kinds
-from .plan import Action, Plan
+from runbook_lib import redact
+from runbook_lib.errors import ApiError, RemediationError
+from runbook_lib.evidence import ApiRecord, atomic_write_json
+from runbook_lib.gcp import sqladmin, vpcaccess
+from runbook_lib.gcp.api import ApiCall, ApiClient, is_operation, last_segment, operation_status
+from runbook_lib.params import Params
+from runbook_lib.secret_input import read_env_file
+from runbook_lib.remediate import kinds
+from runbook_lib.remediate.plan import Action, Plan
 
 
 class AuditEvent(BaseModel):
@@ -98,7 +98,7 @@ async def apply_plan(api: ApiClient, plan: Plan, params: Params, *, audit_file: 
                            message=f"dry run: nothing was changed. To apply, set remediation.apply=true and "
                                    f"remediation.confirm={plan.id}")
     check_confirmation(plan, params)
-    from . import playbook  # noqa: F401  (the rule modules register their action kinds on import)
+    from runbook_lib.remediate import playbook  # noqa: F401  (the rule modules register their action kinds on import)
 
     values = _secret_values(params)
     with TargetLock(params, plan) as lock:
@@ -216,7 +216,7 @@ async def wait_certificate_active(api: ApiClient, params: Params) -> str:
     """Managed certificates take minutes (sandbox: seconds) to become ACTIVE; wait with backoff, bounded."""
     import time
 
-    from ..gcp import compute
+    from runbook_lib.gcp import compute
 
     give_up = time.monotonic() + params.remediation.wait_s
     status = "unknown"

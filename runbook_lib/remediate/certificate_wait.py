@@ -14,12 +14,12 @@ import asyncio
 import time
 from typing import Awaitable, Callable
 
-from ..checks.certificates import managed_served
-from ..gcp import compute
-from ..gcp.api import ApiClient, last_segment
-from ..params import Params
-from ..probes import tls
-from ..probes.base import NetContext, ProbeResult
+from runbook_lib.checks.certificates import managed_served
+from runbook_lib.gcp import compute
+from runbook_lib.gcp.api import ApiClient, last_segment
+from runbook_lib.params import Params
+from runbook_lib.probes import tls
+from runbook_lib.probes.base import NetContext, ProbeResult
 
 FIRST_DELAY_S, MAX_DELAY_S = 0.5, 10.0
 
@@ -89,6 +89,6 @@ async def detach_ready_hook(api: ApiClient, params: Params, action, before: list
 
 
 # Registered with the action kind (remediate/kinds.py): the applier stays generic.
-from . import kinds  # noqa: E402
+from runbook_lib.remediate import kinds  # noqa: E402
 
 kinds.register("cert.detach-legacy", pending=detach_pending, ready=detach_ready_hook)

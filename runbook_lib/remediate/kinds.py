@@ -32,13 +32,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from ..evidence import ApiRecord
-from ..gcp.api import ApiCall
-from ..params import Params
+from runbook_lib.evidence import ApiRecord
+from runbook_lib.gcp.api import ApiCall
+from runbook_lib.params import Params
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .apply import Step
-    from .plan import Action
+    from runbook_lib.remediate.apply import Step
+    from runbook_lib.remediate.plan import Action
 
 Pending = Callable[["Action", list[ApiRecord], Params], list[ApiCall]]
 Settle = Callable[["Step", "Action", list[dict]], Awaitable[None]]

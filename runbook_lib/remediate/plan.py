@@ -12,10 +12,10 @@ from typing import Iterable
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from ..evidence import Evidence
-from ..gcp.api import ApiCall
-from ..params import Params
-from ..results import CheckResult
+from runbook_lib.evidence import Evidence
+from runbook_lib.gcp.api import ApiCall
+from runbook_lib.params import Params
+from runbook_lib.results import CheckResult
 
 
 class Read(BaseModel):
@@ -88,7 +88,7 @@ def plan_id(target: str, project: str, actions: Iterable[Action]) -> str:
 
 def build_plan(results: Iterable[CheckResult], ev: Evidence, params: Params) -> Plan:
     """One action per failing check (several checks may share one action), following the playbook."""
-    from .playbook import RULES
+    from runbook_lib.remediate.playbook import RULES
 
     failing = {r.id: r for r in results if r.status.value in ("FAIL", "ERROR")}
     actions: list[Action] = []

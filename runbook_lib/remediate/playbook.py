@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..checks._util import safe_id
-from ..errors import RemediationError
-from ..evidence import ApiRecord, Evidence
-from ..gcp import compute, run, secretmanager, sqladmin, vpcaccess
-from ..gcp.api import ApiCall, describe, last_segment
-from ..params import Params
-from ..results import CheckResult
-from . import certificate_wait as _certificate_wait  # noqa: F401  (registers cert.detach-legacy)
-from . import kinds
-from .plan import Action, Read
+from runbook_lib.checks._util import safe_id
+from runbook_lib.errors import RemediationError
+from runbook_lib.evidence import ApiRecord, Evidence
+from runbook_lib.gcp import compute, run, secretmanager, sqladmin, vpcaccess
+from runbook_lib.gcp.api import ApiCall, describe, last_segment
+from runbook_lib.params import Params
+from runbook_lib.results import CheckResult
+from runbook_lib.remediate import certificate_wait as _certificate_wait  # noqa: F401  (registers cert.detach-legacy)
+from runbook_lib.remediate import kinds
+from runbook_lib.remediate.plan import Action, Read
 
 Failing = dict[str, CheckResult]
 
@@ -133,7 +133,7 @@ def legacy_certificates(ev: Evidence, params: Params) -> list[str]:
     either domain or a deprecated name (``cloud_run.deprecated_domain_patterns``)."""
     from fnmatch import fnmatch
 
-    from ..checks._util import covers
+    from runbook_lib.checks._util import covers
 
     lb = params.load_balancer
     proxy = compute.TargetHttpsProxy.from_json(_body(ev, "compute.targetHttpsProxy") or {})
@@ -240,7 +240,7 @@ def with_managed(current: list[str], managed: str) -> list[str]:
 def load_balancer(failing: Failing, ev: Evidence, params: Params) -> list[Action]:
     """Instance-group backends only: a serverless-NEG backend service is never PATCHed (Google refuses
     a timeout or a health check on it; what they would fix is the Cloud Run service's, see cloud_run)."""
-    from ..checks.load_balancer import serverless_backends
+    from runbook_lib.checks.load_balancer import serverless_backends
 
     out: list[Action] = []
     lb = params.load_balancer
@@ -344,7 +344,7 @@ def cloud_run(failing: Failing, ev: Evidence, params: Params) -> list[Action]:
     """One ``services.patch`` per service for what the revision template can fix (timeout, startup
     probe, min instances, CPU boost, VPC egress, deprecated hosts in env values); a manual step for
     the rest. Rollback = traffic back to the revision serving now (from the evidence)."""
-    from ..checks.cloud_run import startup_seconds
+    from runbook_lib.checks.cloud_run import startup_seconds
 
     out: list[Action] = []
     services = run.services_of(_body(ev, run.KEY))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import nbformat
 
-from ..evidence import atomic_write_text
+from runbook_lib.evidence import atomic_write_text
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from ..evidence import atomic_write_text
+from runbook_lib.evidence import atomic_write_text
 
 CSS = """body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}
 td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}
@@ -18,7 +18,7 @@ def runs(root: Path, records=None) -> list[dict]:
     """Every run, newest first, from the run catalog (runbook_lib.history: it re-reads only new or
     changed folders, so the index stays fast with thousands of runs)."""
     if records is None:
-        from ..history import index_sections
+        from runbook_lib.history import index_sections
 
         records = index_sections(root)[0]
     out = []
@@ -31,8 +31,8 @@ def runs(root: Path, records=None) -> list[dict]:
 
 
 def write_index(root: Path) -> Path:
-    from ..history import index_sections
-    from ..history.trends import TREND_CSS
+    from runbook_lib.history import index_sections
+    from runbook_lib.history.trends import TREND_CSS
 
     records, trends, notes = index_sections(root)
     rows = []

@@ -12,8 +12,8 @@ import html
 import json
 from typing import Any, Iterable
 
-from ..results import CheckResult, ComponentStatus, PhaseStatus, Status, component_status
-from .style import COLOURS, ICONS, PHASE_COLOURS, STATUS_WORDS
+from runbook_lib.results import CheckResult, ComponentStatus, PhaseStatus, Status, component_status
+from runbook_lib.render.style import COLOURS, ICONS, PHASE_COLOURS, STATUS_WORDS
 
 CSS = """<style>
 .rb{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;font-size:14px;line-height:1.45;max-width:1100px}

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
-from ..evidence import Evidence
-from ..params import Params
+from runbook_lib.evidence import Evidence
+from runbook_lib.params import Params
 
 def enable_notebook_display(dpi: int = 110) -> None:
     """Let a notebook show the ``Figure`` objects we return as PNG (embedded in the HTML report).

@@ -17,10 +17,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..evidence import atomic_write_text
-from ..params import Params
-from ..results import ComponentStatus, RunStatus, Status, run_status
-from .style import ICONS, STATUS_WORDS, RUN_ICONS
+from runbook_lib.evidence import atomic_write_text
+from runbook_lib.params import Params
+from runbook_lib.results import ComponentStatus, RunStatus, Status, run_status
+from runbook_lib.render.style import ICONS, STATUS_WORDS, RUN_ICONS
 
 MAX_CHARS = 60_000          # GitHub refuses comment bodies over 65,536 characters
 PAGES = (("diagnose", "01_diagnose.html", "diagnosis"), ("remediate", "02_remediate.html", "remediation"),
@@ -114,7 +114,7 @@ def build_summary(doc: dict[str, Any], params: Params, *, links: bool = True, ba
         out += [("🚀 Development team: ready for service deployment." if st.status == "COMPLETE"
                  else "🚀 Development team: the environment is healthy; the open items above remain."), ""]
     out += _impact(params, bool(st.healthy) and st.kind != "diagnosis", short=st.status == "UNHEALTHY")
-    from ..history import summary_lines
+    from runbook_lib.history import summary_lines
 
     if since := summary_lines(doc):
         out += [""] + since[:-1]
@@ -299,7 +299,7 @@ def write_summary(report_dir: Path, doc: dict[str, Any], params: Params) -> Path
     path = report_dir / "summary.md"
     text = build_summary(doc, params)
     atomic_write_text(path, text)
-    from .html import markdown_page
+    from runbook_lib.render.html import markdown_page
 
     atomic_write_text(report_dir / "summary.html", markdown_page(text, title=f"summary: {report_dir.name}"))
     return path

@@ -5,8 +5,8 @@ from typing import Iterable
 
 import pandas as pd
 
-from ..results import CheckResult, ResultSet, Status, component_statuses
-from .style import COLOURS, ICONS, STATUS_WORDS
+from runbook_lib.results import CheckResult, ResultSet, Status, component_statuses
+from runbook_lib.render.style import COLOURS, ICONS, STATUS_WORDS
 
 
 def results_frame(results: ResultSet | Iterable[CheckResult]) -> pd.DataFrame:
@@ -89,7 +89,7 @@ def served_certificates(ev) -> pd.DataFrame:
 
 def faults_frame(results: ResultSet) -> pd.DataFrame:
     """Root causes: broken components, the checks that show it, and the symptoms they explain."""
-    from ..results import root_causes
+    from runbook_lib.results import root_causes
 
     return pd.DataFrame([
         {"component": f.component, "severity": f.severity.value, "failing checks": ", ".join(f.checks),

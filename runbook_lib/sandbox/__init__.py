@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from ..errors import EnvironmentError_
+from runbook_lib.errors import EnvironmentError_
 
 # import name -> the distribution the [sandbox] extra installs
 SANDBOX_MODULES = {"aiohttp": "aiohttp", "psycopg": "psycopg", "googleapiclient": "google-api-python-client",

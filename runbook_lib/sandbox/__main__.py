@@ -15,11 +15,11 @@ import signal
 import sys
 from pathlib import Path
 
-from .. import redact
-from ..errors import RunbookError
-from ..params import load_params
-from .scenario import load_scenario
-from .server import Sandbox
+from runbook_lib import redact
+from runbook_lib.errors import RunbookError
+from runbook_lib.params import load_params
+from runbook_lib.sandbox.scenario import load_scenario
+from runbook_lib.sandbox.server import Sandbox
 
 
 class _RedactingFormatter(logging.Formatter):
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     try:
-        from .manager import hold_serve_lock
+        from runbook_lib.sandbox.manager import hold_serve_lock
 
         lock = hold_serve_lock(Path(args.workdir))  # one sandbox per workdir, held until we exit
         redact.warm()  # before serving: the first redacted log line must not stall a request

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .state.common import ApiFault
+from runbook_lib.sandbox.state.common import ApiFault
 
 DOCUMENTS = {
     "compute": "compute.v1",

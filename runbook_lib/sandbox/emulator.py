@@ -41,10 +41,10 @@ from typing import Any
 
 from aiohttp import web
 
-from ..gcp.api import SERVICES as _API_HOSTS  # the real APIs' names: one table for client and emulator
-from ..gcp.api import TITLES as _API_TITLES
-from .discovery import DOCUMENTS, Api, Method
-from .state import ApiFault, Call, SandboxState
+from runbook_lib.gcp.api import SERVICES as _API_HOSTS  # the real APIs' names: one table for client and emulator
+from runbook_lib.gcp.api import TITLES as _API_TITLES
+from runbook_lib.sandbox.discovery import DOCUMENTS, Api, Method
+from runbook_lib.sandbox.state import ApiFault, Call, SandboxState
 
 APIS = tuple(DOCUMENTS)
 API_HOSTS = {api: _API_HOSTS.get(api, f"{api}.googleapis.com") for api in APIS}

@@ -34,11 +34,11 @@ import filelock
 import httpx
 import psutil
 
-from ..childenv import minimal_env, names_from_params
-from ..errors import EnvironmentError_
-from ..params import Params, dump_params, load_params
-from .scenario import load_scenario
-from .server import STATE_FILE, write_private
+from runbook_lib.util.childenv import minimal_env, names_from_params
+from runbook_lib.errors import EnvironmentError_
+from runbook_lib.params import Params, dump_params, load_params
+from runbook_lib.sandbox.scenario import load_scenario
+from runbook_lib.sandbox.server import STATE_FILE, write_private
 
 PID_FILE = "serve.pid"
 LOG_FILE = "sandbox.log"

@@ -28,7 +28,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Literal, Sequence
 
-from ..errors import RunbookError
+from runbook_lib.errors import RunbookError
 
 log = logging.getLogger(__name__)
 

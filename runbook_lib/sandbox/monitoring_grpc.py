@@ -18,7 +18,7 @@ In a blackout the call is accepted and never answered: it ends at the client's d
 """
 from __future__ import annotations
 
-from ..stats import percentile
+from runbook_lib.util.stats import percentile
 
 import asyncio
 import base64
@@ -32,8 +32,8 @@ import grpc
 from google.api import distribution_pb2, metric_pb2
 from google.cloud.monitoring_v3 import types as mt
 
-from ..errors import RunbookError
-from .metrics import MetricStore, Point, Series
+from runbook_lib.errors import RunbookError
+from runbook_lib.sandbox.metrics import MetricStore, Point, Series
 
 SERVICE = "google.monitoring.v3.MetricService"
 Aligner = mt.Aggregation.Aligner

@@ -15,7 +15,7 @@ import ssl
 import struct
 from typing import Callable
 
-from .listener import Listener
+from runbook_lib.sandbox.listener import Listener
 
 SSL_REQUEST = 80877103
 GSSENC_REQUEST = 80877104

@@ -310,7 +310,7 @@ def _scram_verifier(password: str) -> str:
     """The SCRAM-SHA-256 verifier PostgreSQL stores, computed here so no plaintext reaches the
     server (nor its log, should a statement fail)."""
     salt = secrets.token_bytes(16)
-    from ..probes.postgres import saslprep  # normalise as PostgreSQL and libpq do (RFC 4013)
+    from runbook_lib.probes.postgres import saslprep  # normalise as PostgreSQL and libpq do (RFC 4013)
 
     salted = hashlib.pbkdf2_hmac("sha256", saslprep(password).encode(), salt, _SCRAM_ITERATIONS)
     client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()

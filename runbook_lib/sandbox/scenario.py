@@ -21,8 +21,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..errors import ScenarioError
-from ..validation import explain
+from runbook_lib.errors import ScenarioError
+from runbook_lib.util.validation import explain
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 

@@ -34,20 +34,20 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from .. import redact
-from ..errors import RunbookError
-from ..params import Params
-from ..params import Endpoints
-from .emulator import APIS, Emulator
-from .faultproxy import FaultProxy
-from .pg_tls import PgTlsFront
-from .metrics import BackendsUnavailable, MetricsSampler, MetricStore, Names
-from .monitoring_grpc import MonitoringServer
-from .pki import LocalCA
-from .postgres import SUPERUSER, PostgresServer
-from .scenario import Scenario
-from .services import StagingServices, prepare_database
-from .state import SandboxState, canary_value
+from runbook_lib import redact
+from runbook_lib.errors import RunbookError
+from runbook_lib.params import Params
+from runbook_lib.params import Endpoints
+from runbook_lib.sandbox.emulator import APIS, Emulator
+from runbook_lib.sandbox.faultproxy import FaultProxy
+from runbook_lib.sandbox.pg_tls import PgTlsFront
+from runbook_lib.sandbox.metrics import BackendsUnavailable, MetricsSampler, MetricStore, Names
+from runbook_lib.sandbox.monitoring_grpc import MonitoringServer
+from runbook_lib.sandbox.pki import LocalCA
+from runbook_lib.sandbox.postgres import SUPERUSER, PostgresServer
+from runbook_lib.sandbox.scenario import Scenario
+from runbook_lib.sandbox.services import StagingServices, prepare_database
+from runbook_lib.sandbox.state import SandboxState, canary_value
 
 log = logging.getLogger(__name__)
 

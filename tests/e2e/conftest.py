@@ -8,9 +8,9 @@ from typing import Iterator
 import httpx
 import pytest
 
-from runbook_lib.aio import run_sync
+from runbook_lib.util.aio import run_sync
 from runbook_lib.checks import evaluate_all
-from runbook_lib.environment import open_environment
+from runbook_lib.gather.environment import open_environment
 from runbook_lib.sandbox.manager import RunningSandbox, running
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ import sys
 import httpx
 import pytest
 
-from runbook_lib.aio import run_sync
-from runbook_lib.environment import open_environment
+from runbook_lib.util.aio import run_sync
+from runbook_lib.gather.environment import open_environment
 from runbook_lib.gcp import run
 from runbook_lib.params import load_params
 from runbook_lib.remediate import apply_plan, build_plan
@@ -90,8 +90,8 @@ def test_cloud_run_fixes_through_services_patch_then_rollback_is_accepted(tmp_pa
 
 APPLY_ONE = """
 import json, sys
-from runbook_lib.aio import run_sync
-from runbook_lib.environment import open_environment
+from runbook_lib.util.aio import run_sync
+from runbook_lib.gather.environment import open_environment
 from runbook_lib.errors import RemediationError
 from runbook_lib.params import load_params
 from runbook_lib.remediate import apply_plan

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from runbook_lib.aio import run_sync
-from runbook_lib.environment import open_environment
+from runbook_lib.util.aio import run_sync
+from runbook_lib.gather.environment import open_environment
 from runbook_lib.params import load_params
 from runbook_lib.remediate import apply_plan, build_plan
 from runbook_lib.results import Status

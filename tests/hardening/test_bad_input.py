@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runbook_lib import redact, runner
+from runbook_lib import redact
+
+from runbook_lib.run import runner
 from runbook_lib.evidence import Evidence, EvidenceError
 from runbook_lib.params import load_params
 
@@ -265,7 +267,7 @@ def test_notebook_saves_are_atomic_and_redacted(tmp_path):
 
 
 def test_kernels_get_a_minimal_environment(monkeypatch):
-    from runbook_lib.childenv import minimal_env, names_from_params
+    from runbook_lib.util.childenv import minimal_env, names_from_params
 
     params = load_params(REPLAY, ["cloudsql.password_env=RB_DB_PW"])
     env = minimal_env(names_from_params(params), {"PATH": "/bin", "GITHUB_TOKEN": "t", "RB_DB_PW": "p", "AWS_SECRET": "s"})

@@ -173,7 +173,7 @@ def invoke(argv: list[str]) -> tuple[int, str, str]:
     with contextlib.ExitStack() as stack:
         stack.enter_context(mock.patch.object(papermill, "execute_notebook", _refuse("papermill (a kernel)")))
         stack.enter_context(mock.patch("runbook_lib.sandbox.manager.up", _refuse("a sandbox start")))
-        stack.enter_context(mock.patch("runbook_lib.headless.open_environment", _refuse("the target")))
+        stack.enter_context(mock.patch("runbook_lib.run.headless.open_environment", _refuse("the target")))
         stack.enter_context(contextlib.redirect_stdout(out))
         stack.enter_context(contextlib.redirect_stderr(err))
         try:

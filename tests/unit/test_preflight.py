@@ -9,8 +9,8 @@ import pytest
 
 from runbook_lib.errors import RunbookError
 from runbook_lib.params import load_params
-from runbook_lib.preflight import check_run
-from runbook_lib.report import PHASES
+from runbook_lib.run.preflight import check_run
+from runbook_lib.run.report import PHASES
 
 ROOT = Path(__file__).resolve().parents[2]
 REPLAY = ROOT / "parameters" / "replay.yaml"

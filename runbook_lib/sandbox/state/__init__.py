@@ -24,17 +24,17 @@ import datetime as dt
 import time
 from typing import Any, Callable
 
-from ...params import Params
-from ..dataplane_view import CertKind, ProxyPolicy
-from ..scenario import Scenario
-from .common import SQL_PRIVATE_IP, ApiFault, Call, bad_request, covers, last, not_found
-from .compute import Compute
-from .networkmanagement import NetworkManagement
-from .operations import Operations
-from .run import Run
-from .secretmanager import SecretManager, canary_value
-from .sqladmin import SqlAdmin
-from .vpcaccess import CONNECTOR_ROUTES, VpcAccess
+from runbook_lib.params import Params
+from runbook_lib.sandbox.dataplane_view import CertKind, ProxyPolicy
+from runbook_lib.sandbox.scenario import Scenario
+from runbook_lib.sandbox.state.common import SQL_PRIVATE_IP, ApiFault, Call, bad_request, covers, last, not_found
+from runbook_lib.sandbox.state.compute import Compute
+from runbook_lib.sandbox.state.networkmanagement import NetworkManagement
+from runbook_lib.sandbox.state.operations import Operations
+from runbook_lib.sandbox.state.run import Run
+from runbook_lib.sandbox.state.secretmanager import SecretManager, canary_value
+from runbook_lib.sandbox.state.sqladmin import SqlAdmin
+from runbook_lib.sandbox.state.vpcaccess import CONNECTOR_ROUTES, VpcAccess
 
 __all__ = ["SandboxState", "ApiFault", "Call", "canary_value", "bad_request", "not_found", "SQL_PRIVATE_IP"]
 

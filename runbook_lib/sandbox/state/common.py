@@ -15,9 +15,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ...errors import RunbookError
-from ...params import Params
-from ..scenario import Scenario
+from runbook_lib.errors import RunbookError
+from runbook_lib.params import Params
+from runbook_lib.sandbox.scenario import Scenario
 
 COMPUTE = "https://www.googleapis.com/compute/v1"
 SQLADMIN = "https://sqladmin.googleapis.com/v1"

@@ -22,7 +22,7 @@ import datetime as dt
 import re
 from typing import Any
 
-from .common import (ACTOR, COMPUTE, ELSEWHERE_IP, LB_IP, ApiFault, Base, Call, bad_request, fingerprint,
+from runbook_lib.sandbox.state.common import (ACTOR, COMPUTE, ELSEWHERE_IP, LB_IP, ApiFault, Base, Call, bad_request, fingerprint,
                      last, merge, not_found, num_id)
 
 # Google's rejections for serverless NEG backend services, as the API words them (quoted in

@@ -14,7 +14,7 @@ import copy
 import re
 from typing import Any
 
-from .common import ApiFault, Base, bad_request, last
+from runbook_lib.sandbox.state.common import ApiFault, Base, bad_request, last
 
 OP_META = "type.googleapis.com/google.cloud.networkmanagement.v1.OperationMetadata"
 TEST_TYPE = "type.googleapis.com/google.cloud.networkmanagement.v1.ConnectivityTest"

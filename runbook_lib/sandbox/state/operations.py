@@ -23,8 +23,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..scenario import OperationFailure
-from .common import ApiFault
+from runbook_lib.sandbox.scenario import OperationFailure
+from runbook_lib.sandbox.state.common import ApiFault
 
 GRPC_CODES = {"INVALID_ARGUMENT": 3, "FAILED_PRECONDITION": 9, "RESOURCE_EXHAUSTED": 8, "INTERNAL": 13,
               "PERMISSION_DENIED": 7, "UNAVAILABLE": 14, "DEADLINE_EXCEEDED": 4, "ABORTED": 10}

@@ -18,7 +18,7 @@ import re
 import uuid
 from typing import Any
 
-from .common import ACTOR, ApiFault, Base, bad_request, fingerprint
+from runbook_lib.sandbox.state.common import ACTOR, ApiFault, Base, bad_request, fingerprint
 
 SERVICE_TYPE = "type.googleapis.com/google.cloud.run.v2.Service"
 PROBE_CAP_S = 240

@@ -12,8 +12,8 @@ import secrets as pysecrets
 import time
 from typing import Any, Iterable
 
-from ...errors import RunbookError
-from .common import SQL_PRIVATE_IP, ApiFault, Base, bad_request
+from runbook_lib.errors import RunbookError
+from runbook_lib.sandbox.state.common import SQL_PRIVATE_IP, ApiFault, Base, bad_request
 
 
 def canary_value(secret_id: str) -> str:

@@ -11,7 +11,7 @@ import copy
 import re
 from typing import Any
 
-from .common import ApiFault, Base, bad_request, not_found
+from runbook_lib.sandbox.state.common import ApiFault, Base, bad_request, not_found
 
 CONNECTOR_ROUTES = ("READY", "UPDATING")  # states in which a connector forwards traffic
 MUTABLE = ("minInstances", "maxInstances", "machineType", "minThroughput", "maxThroughput")

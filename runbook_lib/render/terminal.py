@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import report
-from .results import phase_status
+from runbook_lib.run import report
+from runbook_lib.results import phase_status
 
 
 def phase_line(run_dir: Path, phase: str) -> str:

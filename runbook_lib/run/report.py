@@ -19,8 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .evidence import atomic_write_json
-from .results import SCHEMA_VERSION, run_status
+from runbook_lib.evidence import atomic_write_json
+from runbook_lib.results import SCHEMA_VERSION, run_status
 
 PHASES = ("diagnose", "remediate", "validate")
 NOTEBOOKS = {"diagnose": "01_diagnose", "remediate": "02_remediate", "validate": "03_validate_handback"}

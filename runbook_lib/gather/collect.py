@@ -9,11 +9,11 @@ import asyncio
 import time
 from typing import Any, Awaitable, Callable
 
-from .evidence import ApiRecord, ErrorInfo, Evidence, Meta, utcnow
-from .params import Params
-from .probes import dns, http, postgres, tcp, tls
-from .probes.base import ProbeResult
-from .secret_input import read_value
+from runbook_lib.evidence import ApiRecord, ErrorInfo, Evidence, Meta, utcnow
+from runbook_lib.params import Params
+from runbook_lib.probes import dns, http, postgres, tcp, tls
+from runbook_lib.probes.base import ProbeResult
+from runbook_lib.secret_input import read_value
 
 Progress = Callable[[str, int, int], None]
 
@@ -45,7 +45,7 @@ def health_urls(params: Params) -> list[str]:
 
 
 async def gather(env, phase: str, *, progress: Progress | None = None, golden_path: bool = False) -> Evidence:
-    from .gcp import compute, monitoring, networkmanagement, run, secretmanager, sqladmin, vpcaccess
+    from runbook_lib.gcp import compute, monitoring, networkmanagement, run, secretmanager, sqladmin, vpcaccess
 
     params: Params = env.params
     started, now = time.perf_counter(), utcnow()
@@ -99,7 +99,7 @@ async def gather(env, phase: str, *, progress: Progress | None = None, golden_pa
         metrics_task = asyncio.ensure_future(tracked("monitoring", monitoring.gather(params)))
         golden_task = None
         if golden_path:
-            from .golden_path import run_golden_path
+            from runbook_lib.gather.golden_path import run_golden_path
 
             golden_task = asyncio.ensure_future(tracked("golden path", run_golden_path(params, net)))
         api_records: dict[str, ApiRecord] = dict(await sql_task)

@@ -45,9 +45,9 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from . import redact
-from .errors import GitHubError
-from .params import LabelChange, Params, load_params
+from runbook_lib import redact
+from runbook_lib.errors import GitHubError
+from runbook_lib.params import LabelChange, Params, load_params
 
 DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
@@ -101,7 +101,7 @@ def attach(
     now: datetime | None = None,
 ) -> AttachOutcome:
     """Post (or update) the report comment on the tracking issue and move its labels."""
-    from .history import quiet
+    from runbook_lib.history import quiet
 
     if notify not in quiet.MODES:
         raise GitHubError(f"--notify: expected one of {', '.join(quiet.MODES)}, got {notify!r}")
@@ -114,7 +114,7 @@ def attach(
     wanted = handback.labels_when_healthy if report.healthy else handback.labels_when_unhealthy
     add, remove = _label_moves(wanted)
     marker = report_marker(issue, report.params.target.name)
-    from .render.summary import for_comment
+    from runbook_lib.render.summary import for_comment
 
     run, base = _history(Path(run_dir), report, previous)
     urls = _Urls(_api_base(api_url), repo, issue)
@@ -191,9 +191,9 @@ def read_report(run_dir: Path) -> Report:
 def _history(run_dir: Path, report: Report, previous: Path | None):
     """This run as a history record, and the previous run of its target: ``--previous`` (a results.json
     or report folder), else the reports folder's catalog (when ``runbook run`` left one)."""
-    from .history import Catalog
-    from .history.catalog import FILENAME
-    from .history.runs import UnreadableRun, read_results
+    from runbook_lib.history import Catalog
+    from runbook_lib.history.catalog import FILENAME
+    from runbook_lib.history.runs import UnreadableRun, read_results
 
     try:
         run = read_results(run_dir)
@@ -218,9 +218,9 @@ def _history(run_dir: Path, report: Report, previous: Path | None):
 
 def _summary(report: Report, run, base, shown) -> str:
     """summary.md, with its "Since the last run" section rebuilt when the run had nothing to compare with."""
-    from .history import compare
-    from .history.text import as_markdown
-    from .history.quiet import replace_since_section
+    from runbook_lib.history import compare
+    from runbook_lib.history.text import as_markdown
+    from runbook_lib.history.quiet import replace_since_section
 
     block = report.results.get("since_last_run") if isinstance(report.results, dict) else None
     if isinstance(block, dict) and block.get("base"):

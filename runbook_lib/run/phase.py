@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import report
-from .aio import run_sync
-from .environment import open_environment
-from .evidence import Evidence
-from .params import Params, load_params
-from .results import ResultSet, Verdict, phase_status, root_causes, run_status
+from runbook_lib.run import report
+from runbook_lib.util.aio import run_sync
+from runbook_lib.gather.environment import open_environment
+from runbook_lib.evidence import Evidence
+from runbook_lib.params import Params, load_params
+from runbook_lib.results import ResultSet, Verdict, phase_status, root_causes, run_status
 
 # overrides that only change how evidence is gathered (no effect when replaying recorded evidence)
 GATHER_ONLY = ("cloudsql.probe_samples", "cloudsql.probe_concurrency", "golden_path.requests", "deadlines.",
@@ -50,7 +50,7 @@ class Phase:
         self.applied = None
         self.verification: ResultSet | None = None
         self._note_ineffective_overrides(overrides or {})
-        from .render.plots import enable_notebook_display
+        from runbook_lib.render.plots import enable_notebook_display
 
         enable_notebook_display()
 
@@ -74,13 +74,13 @@ class Phase:
     def probe_again(self, key: str):
         """One probe, run again now (live and sandbox targets); replay shows what was recorded."""
         samples = run_sync(self.env.probe(key, self.evidence))
-        from .render.tables import probe_frame
+        from runbook_lib.render.tables import probe_frame
 
         return probe_frame(samples).style.hide(axis="index")  # no 0..N index column
 
     # -- judge ------------------------------------------------------------------------------
     def evaluate(self, evidence: Evidence | None = None) -> ResultSet:
-        from .checks import evaluate_all
+        from runbook_lib.checks import evaluate_all
 
         ev = evidence or self.evidence
         if ev is None:
@@ -106,7 +106,7 @@ class Phase:
         self.fragment = fragment
         report.write_phase(self.report_dir, self.name, fragment)
         doc = report.merge_results(self.report_dir, self.target_info())
-        from .render.summary import write_summary
+        from runbook_lib.render.summary import write_summary
 
         write_summary(self.report_dir, doc, self.params)
         if quiet:
@@ -138,7 +138,7 @@ class Phase:
 
     def _save_key_plot(self) -> None:
         """The plot the issue comment shows (plots/<phase>-db_latency.png in the report folder)."""
-        from .render.plots import db_latency
+        from runbook_lib.render.plots import db_latency
 
         folder = self.report_dir / "plots"
         folder.mkdir(parents=True, exist_ok=True)
@@ -212,7 +212,7 @@ class Phase:
     def _render(self, view: str, *args: Any, **options: Any):
         from IPython.display import HTML
 
-        from .render import page, plots
+        from runbook_lib.render import page, plots
 
         if self.results is None:
             return HTML("<p><i>stale: run the phase cell above first</i></p>")
@@ -222,7 +222,7 @@ class Phase:
             return HTML(page.banner(st, target=self.target_info(), evidence_now=frag.get("evidence_now"),
                                     counts=self.results.verdict.counts))
         if view == "what_to_do":
-            from .render.summary import fixes_for
+            from runbook_lib.render.summary import fixes_for
 
             records = {r["id"]: r for r in frag.get("results", [])}
             plan = frag.get("plan")
@@ -241,7 +241,7 @@ class Phase:
                 return HTML("<p>Every component's checks are shown above.</p>")
             return HTML(page.verification(rest))
         if view == "served_certificates":
-            from .render.tables import served_certificates
+            from runbook_lib.render.tables import served_certificates
 
             return served_certificates(self.evidence).style.hide(axis="index")
         if view == "plan_view":
@@ -261,7 +261,7 @@ class Phase:
             if name == "monitoring":
                 return plots.monitoring(self.evidence, self.params, **options)
             if name == "golden_waterfall":
-                from .golden_path import waterfall_steps
+                from runbook_lib.gather.golden_path import waterfall_steps
 
                 return plots.golden_waterfall(waterfall_steps(self.evidence), time_scale=self.evidence.meta.time_scale)
             raise ValueError(f"unknown plot {name!r}")
@@ -288,7 +288,7 @@ class Phase:
     # -- phase 2 ----------------------------------------------------------------------------
     def diagnosis(self) -> tuple[ResultSet, Evidence]:
         """Phase 1's results and evidence from this report, or a fresh diagnosis if there are none."""
-        from .results import CheckResult
+        from runbook_lib.results import CheckResult
 
         recorded = self.previous("diagnose")
         folder = self.report_dir / "evidence" / "diagnose"
@@ -302,7 +302,7 @@ class Phase:
         return self.evaluate(ev), ev
 
     def plan(self, diagnosis: tuple[ResultSet, Evidence]):
-        from .remediate import build_plan
+        from runbook_lib.remediate import build_plan
 
         results, ev = diagnosis
         plan = build_plan(results, ev, self.params)
@@ -310,7 +310,7 @@ class Phase:
 
     def apply(self, plan):
         """Dry run unless ``remediation.apply`` and ``remediation.confirm == plan.id``."""
-        from .remediate.apply import apply_plan, check_confirmation
+        from runbook_lib.remediate.apply import apply_plan, check_confirmation
 
         check_confirmation(plan, self.params)  # refuse a stale or wrong id before anything else
         if not self.params.remediation.apply:

@@ -23,11 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from . import redact, report
-from .childenv import minimal_env, names_from_params
-from .errors import RunError, RunbookError
-from .evidence import atomic_write_json, atomic_write_text
-from .params import Params, dump_params, load_params
+from runbook_lib import redact
+
+from runbook_lib.run import report
+from runbook_lib.util.childenv import minimal_env, names_from_params
+from runbook_lib.errors import RunError, RunbookError
+from runbook_lib.evidence import atomic_write_json, atomic_write_text
+from runbook_lib.params import Params, dump_params, load_params
 
 MIN_FREE_BYTES = 64 * 1024 * 1024   # a report is a few MiB; less free space than this fails up front
 SCAN_LIMIT = 256 * 1024 * 1024      # files larger than this are not scanned but named as a failure
@@ -63,7 +65,7 @@ def run(
     echo=print,
 ) -> RunOutcome:
     params = load_params(params_file, overrides)            # 1. validate: exit 2 before any kernel
-    from .preflight import check_run
+    from runbook_lib.run.preflight import check_run
 
     check_run(params, phases)                               #    and refuse what the run cannot honour
     root = Path(out).resolve()  # the kernels run in notebooks/, so every path we hand them is absolute
@@ -84,12 +86,12 @@ def run(
                     report.write_status(run_dir, "INCOMPLETE", reason=f"running phase {phase}",
                                         phases_done=outcome.phases_done)
                     if phase == "remediate":
-                        from .preflight import check_plan
+                        from runbook_lib.run.preflight import check_plan
 
                         check_plan(run_dir, effective)                               # confirmed id?
                     _execute(phase, run_dir, effective_file, progress=progress, env=kernel_env)
                     outcome.phases_done.append(phase)
-                    from .story import phase_line
+                    from runbook_lib.render.terminal import phase_line
 
                     echo(phase_line(run_dir, phase))                                # what it found
             outcome.state = "COMPLETE"
@@ -114,7 +116,7 @@ def target_running(params: Params, params_file: Path, overrides: Sequence[str]) 
     if params.target.mode != "sandbox" or params.endpoints.credentials == "anonymous":
         yield params
         return
-    from .sandbox.manager import running
+    from runbook_lib.sandbox.manager import running
 
     log.info("starting sandbox scenario %s", params.target.scenario)
     with running(params_file, params.target.scenario, overrides=overrides) as sandbox:
@@ -151,7 +153,7 @@ def check_out(root: Path, *, label: str) -> None:
 def _register_known_secrets(params: Params) -> None:
     """The values the parameters point at (passwords, secret values) are masked in what *this*
     process writes too (executed notebooks, logs), not only in what the kernels write."""
-    from .secret_input import read_env_file, read_value
+    from runbook_lib.secret_input import read_env_file, read_value
 
     sources = [(params.cloudsql.password_env, params.cloudsql.password_file),
                (params.golden_path.password_env, params.golden_path.password_file),
@@ -256,7 +258,7 @@ def _execute(phase: str, run_dir: Path, params_file: Path, *, progress: bool,
         log.info("phase %s took %.1f s", phase, time.perf_counter() - started)
         if output.exists():
             try:
-                from .render.html import notebook_to_html
+                from runbook_lib.render.html import notebook_to_html
 
                 notebook_to_html(output)
             except Exception as exc:  # a rendering problem must not hide the run's outcome
@@ -303,11 +305,11 @@ def _finish(run_dir: Path, root: Path, params: Params, outcome: RunOutcome) -> N
         report.write_status(run_dir, "INCOMPLETE", reason=outcome.error or "finishing: results, summary, secret scan",
                             phases_done=outcome.phases_done)
         doc = report.merge_results(run_dir, _target(params))
-        from .render.summary import write_summary
+        from runbook_lib.render.summary import write_summary
 
         if doc.get("phases"):
-            from .history import since_last_run
-            from .history.text import as_text
+            from runbook_lib.history import since_last_run
+            from runbook_lib.history.text import as_text
 
             outcome.since_last_run = as_text(since_last_run(root, run_dir, doc))
             write_summary(run_dir, doc, params)
@@ -369,7 +371,7 @@ def scan_artifacts(run_dir: Path) -> list[redact.Hit]:
 
 
 def _update_index(root: Path, run_dir: Path) -> None:
-    from .render.index import write_index
+    from runbook_lib.render.index import write_index
 
     write_index(root)
     latest = root / "latest"

@@ -12,12 +12,12 @@ import statistics
 import time
 from typing import Any
 
-from . import redact
-from .params import Params
-from .probes import websocket
-from .probes.base import NetContext, ProbeResult, Reason, classify_chain
-from .probes.http import make_async_client
-from .secret_input import read_value
+from runbook_lib import redact
+from runbook_lib.params import Params
+from runbook_lib.probes import websocket
+from runbook_lib.probes.base import NetContext, ProbeResult, Reason, classify_chain
+from runbook_lib.probes.http import make_async_client
+from runbook_lib.secret_input import read_value
 
 
 def _step(name: str, target: str, t0: float, started: float, *, ok: bool, reason: Reason | None = None,

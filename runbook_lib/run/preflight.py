@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from .errors import RemediationError, RunError
-from .params import Params
-from .report import PHASES
+from runbook_lib.errors import RemediationError, RunError
+from runbook_lib.params import Params
+from runbook_lib.run.report import PHASES
 
 PLAN_ID = re.compile(r"^[0-9a-f]{12}$")
 
@@ -47,10 +47,10 @@ def check_plan(run_dir, params: Params) -> None:
     """
     from pathlib import Path
 
-    from .evidence import Evidence
-    from .remediate import build_plan
-    from .report import read_phase
-    from .results import CheckResult, ResultSet
+    from runbook_lib.evidence import Evidence
+    from runbook_lib.remediate import build_plan
+    from runbook_lib.run.report import read_phase
+    from runbook_lib.results import CheckResult, ResultSet
 
     if not params.remediation.apply:
         return

@@ -8,18 +8,18 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from .aio import run_sync
-from .environment import open_environment
-from .params import load_params
-from .render.style import ICONS, STATUS_WORDS
-from .render.tables import failures_text
-from .results import ResultSet, component_statuses
-from .runner import target_running
+from runbook_lib.util.aio import run_sync
+from runbook_lib.gather.environment import open_environment
+from runbook_lib.params import load_params
+from runbook_lib.render.style import ICONS, STATUS_WORDS
+from runbook_lib.render.tables import failures_text
+from runbook_lib.results import ResultSet, component_statuses
+from runbook_lib.run.runner import target_running
 
 
 def diagnose(params_file: str, overrides: Sequence[str]):
     """Gather and evaluate once; returns (params, evidence, results)."""
-    from .checks import evaluate_all
+    from runbook_lib.checks import evaluate_all
 
     params = load_params(params_file, overrides)
     with target_running(params, Path(params_file), overrides) as effective:
@@ -53,7 +53,7 @@ def check(params_file: str, overrides: Sequence[str], *, detailed: bool, as_json
 
 def plan(params_file: str, overrides: Sequence[str], *, id_only: bool = False, as_json: bool = False) -> int:
     """A dry run: diagnose, build the plan, print it (never applies)."""
-    from .remediate import build_plan
+    from runbook_lib.remediate import build_plan
 
     target = load_params(params_file, overrides).target   # bad parameters: one line, before announcing anything
     print(f"Dry run: diagnosing {target.mode} target '{target.name}' to build the remediation plan (nothing is changed)...",
@@ -97,7 +97,7 @@ def plan_text(p, *, width: int = 100) -> str:
 
 def record(scenario: str, out: Path, *, params_file: str = "parameters/sandbox.yaml") -> int:
     """Regenerate recorded evidence from a real sandbox run (dry run, all three phases)."""
-    from .runner import run
+    from runbook_lib.run.runner import run
 
     with tempfile.TemporaryDirectory(prefix="runbook-record-") as tmp:
         outcome = run(params_file, overrides=[f"target.scenario={scenario}", "remediation.apply=false"],

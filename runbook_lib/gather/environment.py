@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Protocol
 
-from .errors import EnvironmentError_
-from .evidence import Evidence
-from .params import Params
-from .probes.base import NetContext
+from runbook_lib.errors import EnvironmentError_
+from runbook_lib.evidence import Evidence
+from runbook_lib.params import Params
+from runbook_lib.probes.base import NetContext
 
 Progress = Callable[[str, int, int], None]
 
@@ -53,7 +53,7 @@ class NetworkEnvironment:
         return creds
 
     def api(self):
-        from .gcp.api import ApiClient
+        from runbook_lib.gcp.api import ApiClient
 
         return ApiClient(
             self.params.endpoints, self.params.deadlines, project=self.params.project, credentials=self.credentials()
@@ -63,17 +63,17 @@ class NetworkEnvironment:
         return NetContext(connect_to=dict(self.params.network.connect_to), ca_bundle=self.params.network.ca_bundle)
 
     async def gather(self, phase: str, *, progress: Progress | None = None, golden_path: bool = False) -> Evidence:
-        from .collect import gather
+        from runbook_lib.gather.collect import gather
 
         return await gather(self, phase, progress=progress, golden_path=golden_path)
 
     async def probe(self, key: str, evidence: Evidence | None = None):
         """Run one probe of the phase-1 plan again, now (e.g. ``postgres.connect``)."""
-        from .collect import probe_plan
+        from runbook_lib.gather.collect import probe_plan
 
         host = self.params.cloudsql.host
         if not host and evidence is not None:
-            from .collect import _private_ip
+            from runbook_lib.gather.collect import _private_ip
 
             host = _private_ip(evidence.api.get("sqladmin.instance"))
         jobs = probe_plan(self.params, self.net(), db_host=host)
@@ -125,7 +125,7 @@ class ReplayEnvironment:
 
 
 def open_environment(params: Params) -> Environment:
-    from . import redact
+    from runbook_lib import redact
 
     redact.warm()  # load the secret detectors before anything is measured
     kinds: dict[str, Callable[[Params], Environment]] = {

@@ -10,7 +10,7 @@ import os
 from typing import TYPE_CHECKING, Mapping
 
 if TYPE_CHECKING:
-    from .params import Params
+    from runbook_lib.params import Params
 
 
 _BASE_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "TEMP", "TMP",
