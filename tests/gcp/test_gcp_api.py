@@ -370,3 +370,17 @@ def test_api_call_keeps_the_secret_out_of_every_rendering():
     for text in (repr(call), str(call), call.model_dump_json(), json.dumps(call.model_dump()), call.gcloud):
         assert "hunter2" not in text
     assert call.send_body() == {"payload": {"data": "aHVudGVyMi12ZXJ5LXNlY3JldA=="}}
+
+
+def test_every_product_declares_itself_once_and_has_an_endpoint():
+    from runbook_lib.gcp import compute, networkmanagement, run, secretmanager, sqladmin, vpcaccess
+    from runbook_lib.gcp.products import PRODUCTS
+    from runbook_lib.params import Endpoints
+
+    modules = (vpcaccess, sqladmin, compute, secretmanager, run, networkmanagement)
+    assert list(PRODUCTS) == [m.API for m in modules]  # the order "expected one of ..." lists them
+    for module in modules:
+        product = PRODUCTS[module.API]
+        assert product is module.PRODUCT and product.api in Endpoints.model_fields
+        assert product.service == f"{product.api}.googleapis.com"
+        assert product.read_role.startswith("roles/") and product.write_role.startswith("roles/")
