@@ -7,11 +7,12 @@ BIN    := $(VENV)/bin
 PARAMS ?= parameters/sandbox.yaml
 PYTEST_ARGS ?=
 
-.PHONY: help install install-test install-lab demo test lint-workflows test-airflow lab bench mutation examples sync-notebooks clean
+.PHONY: help install install-test install-lab demo test lint-workflows lint-imports test-airflow lab bench mutation examples sync-notebooks clean
 
 help:
 	@echo "make demo    run all three phases against the sandbox (scenario issue-1278) and apply the plan"
 	@echo "make test    run the test suite"
+	@echo "make lint-imports  the architecture's import contracts (import-linter)"
 	@echo "make test-airflow  the Airflow DAG under a real Airflow (its own venv, .venv-airflow)"
 	@echo "make lab     JupyterLab on notebooks/ (installs the [lab] extra)"
 	@echo "make bench   benchmarks into bench/results/"
@@ -53,6 +54,12 @@ test: install-test lint-workflows
 # checkout credentials, per-job permissions.
 lint-workflows: install-test
 	$(BIN)/zizmor --offline .github/workflows/
+
+# The architecture as import contracts ([tool.importlinter] in pyproject.toml): checks import no
+# I/O, render decides no status, only the environment seam knows the sandbox, util stands alone.
+lint-imports: install-test
+	$(BIN)/lint-imports
+
 # Airflow in its own virtual environment, never in the runbook's: the DAG calls the runbook's CLI.
 # (Measured on the 2-core dev machine: the install takes ~1.5 min, the test ~3 min, so it is kept out
 # of `make test`; .ci/run runs both.)

@@ -169,7 +169,7 @@ def _error_line(text: str) -> None:
 
 
 def cmd_run(args) -> int:
-    from runbook_lib.run.report import PHASES, PHASE_NUMBERS
+    from runbook_lib.run.report import NOTEBOOKS, PHASES, PHASE_NUMBERS
     from runbook_lib.run.runner import run
 
     from runbook_lib.render.terminal import closing_lines
@@ -186,7 +186,7 @@ def cmd_run(args) -> int:
         print(outcome.since_last_run, end="")
     print(outcome.verdict_line or "Overall Status: UNKNOWN (no verdict recorded)", flush=True)
     # stdout ends with the verdict line (scripts read it); a person reads on from these two
-    for line in closing_lines(outcome.run_dir, outcome.phases_done):
+    for line in closing_lines(outcome.run_dir, [NOTEBOOKS[p] for p in outcome.phases_done]):
         print(line, file=sys.stderr, flush=True)
     return outcome.exit_code
 

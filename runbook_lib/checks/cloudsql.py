@@ -6,7 +6,7 @@ import math
 
 from runbook_lib.evidence import Evidence
 from runbook_lib.gcp import sqladmin
-from runbook_lib.gcp.monitoring import peak
+from runbook_lib.gcp.metrics import peak
 from runbook_lib.gcp.sqladmin import Instance
 from runbook_lib.params import Params
 from runbook_lib.probes.base import ProbeResult, Reason

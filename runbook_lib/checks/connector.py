@@ -5,7 +5,7 @@ from collections import Counter
 
 from runbook_lib.evidence import Evidence
 from runbook_lib.gcp import networkmanagement, run, vpcaccess
-from runbook_lib.gcp.monitoring import latest_total, peak
+from runbook_lib.gcp.metrics import latest_total, peak
 from runbook_lib.gcp.networkmanagement import ConnectivityTest
 from runbook_lib.gcp.vpcaccess import Connector
 from runbook_lib.params import Params

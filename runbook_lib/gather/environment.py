@@ -7,8 +7,10 @@ refuses to change anything.
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol, Sequence
 
 from runbook_lib.errors import EnvironmentError_
 from runbook_lib.evidence import Evidence
@@ -16,6 +18,7 @@ from runbook_lib.params import Params
 from runbook_lib.probes.base import NetContext
 
 Progress = Callable[[str, int, int], None]
+log = logging.getLogger("runbook.run")  # a step of the run, logged into its run.log
 
 
 class Environment(Protocol):
@@ -53,7 +56,7 @@ class NetworkEnvironment:
         return creds
 
     def api(self):
-        from runbook_lib.gcp.api import ApiClient
+        from runbook_lib.gcp.client import ApiClient
 
         return ApiClient(
             self.params.endpoints, self.params.deadlines, project=self.params.project, credentials=self.credentials()
@@ -141,3 +144,18 @@ def open_environment(params: Params) -> Environment:
             "(.sandbox/params.yaml)"
         )
     return env
+
+
+@contextlib.contextmanager
+def target_running(params: Params, params_file: Path, overrides: Sequence[str]) -> Iterator[Params]:
+    """Live and replay targets are just there; a sandbox target is started and stopped here (the
+    only place outside the CLI that knows the sandbox), yielding the parameters that reach it."""
+    if params.target.mode != "sandbox" or params.endpoints.credentials == "anonymous":
+        yield params
+        return
+    from runbook_lib.sandbox.manager import running
+
+    log.info("starting sandbox scenario %s", params.target.scenario)
+    with running(params_file, params.target.scenario, overrides=overrides) as sandbox:
+        log.info("sandbox up: %s", {k: v for k, v in sandbox.endpoints.items()})
+        yield sandbox.params

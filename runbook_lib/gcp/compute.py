@@ -31,11 +31,19 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from runbook_lib.evidence import ApiRecord, ErrorInfo
 from runbook_lib.params import Params
-from runbook_lib.gcp.api import ApiCall, ApiClient, Resource, last_segment
+from runbook_lib.gcp.api import ApiCall, Product, Resource, last_segment
 from runbook_lib.gcp.timefmt import parse_time
+
+if TYPE_CHECKING:  # the client only for typing: importing a view imports no I/O
+    from runbook_lib.gcp.client import ApiClient
+
+PRODUCT = Product(api="compute", service="compute.googleapis.com", title="Compute Engine API",
+                  read_role="roles/compute.viewer", write_role="roles/compute.loadBalancerAdmin")
+API = PRODUCT.api
 
 HEALTH_CHECKS = "compute.healthChecks"
 BACKEND_SERVICES = "compute.backendServices"
@@ -77,18 +85,18 @@ async def gather(api: ApiClient, params: Params) -> dict[str, ApiRecord]:
 
     async def services_then_health() -> dict[str, ApiRecord]:
         services, negs = await asyncio.gather(
-            api.read(BACKEND_SERVICES, "compute", global_path(params, "backendServices"), list_field="items"),
+            api.read(BACKEND_SERVICES, API, global_path(params, "backendServices"), list_field="items"),
             # aggregated: ``items`` is a map of scopes, so it is read as one answer (not merged as a list)
-            api.read(NEGS, "compute", project_path(params, "aggregated/networkEndpointGroups")),
+            api.read(NEGS, API, project_path(params, "aggregated/networkEndpointGroups")),
         )
         return {BACKEND_SERVICES: services, NEGS: negs, **await _backend_health(api, params, services, negs)}
 
     checks, certs, proxy, url_map, rules, services = await asyncio.gather(
-        api.read(HEALTH_CHECKS, "compute", global_path(params, "healthChecks"), list_field="items"),
-        api.read(SSL_CERTIFICATES, "compute", global_path(params, "sslCertificates"), list_field="items"),
-        api.read(TARGET_PROXY, "compute", global_path(params, f"targetHttpsProxies/{lb.https_proxy}")),
-        api.read(URL_MAP, "compute", global_path(params, f"urlMaps/{lb.url_map}")),
-        api.read(FORWARDING_RULES, "compute", global_path(params, "forwardingRules"), list_field="items"),
+        api.read(HEALTH_CHECKS, API, global_path(params, "healthChecks"), list_field="items"),
+        api.read(SSL_CERTIFICATES, API, global_path(params, "sslCertificates"), list_field="items"),
+        api.read(TARGET_PROXY, API, global_path(params, f"targetHttpsProxies/{lb.https_proxy}")),
+        api.read(URL_MAP, API, global_path(params, f"urlMaps/{lb.url_map}")),
+        api.read(FORWARDING_RULES, API, global_path(params, "forwardingRules"), list_field="items"),
         services_then_health(),
     )
     return {HEALTH_CHECKS: checks, SSL_CERTIFICATES: certs, TARGET_PROXY: proxy, URL_MAP: url_map,
@@ -114,7 +122,7 @@ async def _backend_health(api: ApiClient, params: Params, services: ApiRecord,
         key = backend_health_key(backend)
         path = global_path(params, f"backendServices/{backend}/getHealth")
         answers = await asyncio.gather(*(
-            api.read(key, "compute", path, method="POST", body={"group": group}) for group in groups
+            api.read(key, API, path, method="POST", body={"group": group}) for group in groups
         ))
         out[key] = merge_group_health(key, groups, list(answers))
     return out
@@ -123,7 +131,7 @@ async def _backend_health(api: ApiClient, params: Params, services: ApiRecord,
 def merge_group_health(key: str, groups: list[str], answers: list[ApiRecord]) -> ApiRecord:
     """One record per backend service: every group's getHealth answer, verbatim, under ``results``."""
     failed = next((a for a in answers if not a.ok), None)
-    results = [{"group": g, "health": a.body} for g, a in zip(groups, answers) if a.ok]
+    results = [{"group": g, "health": a.body} for g, a in zip(groups, answers, strict=True) if a.ok]
     return ApiRecord(
         key=key, method="POST", url=answers[0].url if answers else "",
         ok=failed is None, status=(failed.status if failed else answers[0].status if answers else None),
@@ -303,22 +311,6 @@ class NetworkEndpointGroup(Resource):
 
 
 @dataclass(frozen=True)
-class UrlMap(Resource):
-    @property
-    def name(self) -> str:
-        return self.raw.get("name") or ""
-
-    def backend_for_host(self, host: str) -> str:
-        """The backend service a host's requests go to (path rules aside), by short name."""
-        matchers = {m.get("name"): m for m in self.raw.get("pathMatchers") or []}
-        for rule in self.raw.get("hostRules") or []:
-            if host in (rule.get("hosts") or []) or "*" in (rule.get("hosts") or []):
-                matcher = matchers.get(rule.get("pathMatcher")) or {}
-                return last_segment(matcher.get("defaultService") or self.raw.get("defaultService"))
-        return last_segment(self.raw.get("defaultService"))
-
-
-@dataclass(frozen=True)
 class ForwardingRule(Resource):
     @property
     def name(self) -> str:
@@ -427,7 +419,7 @@ def insert_managed_certificate(params: Params) -> ApiCall:
     name = params.load_balancer.certificate_name
     domains = [params.domains.frontend, params.domains.api]
     return ApiCall(
-        method="POST", api="compute", path=global_path(params, "sslCertificates"),
+        method="POST", api=API, path=global_path(params, "sslCertificates"),
         body={"name": name, "type": "MANAGED", "managed": {"domains": domains}},
         gcloud=f"gcloud compute ssl-certificates create {name} --domains={','.join(domains)} --global --project {params.project}",
         description=f"create the Google-managed certificate {name} for {' and '.join(domains)}",
@@ -443,7 +435,7 @@ def set_ssl_certificates(params: Params, names: list[str], *, description: str =
         raise ValueError(f"a target HTTPS proxy holds at most {MAX_PROXY_CERTIFICATES} certificates, got {len(names)}")
     links = [f"projects/{params.project}/global/sslCertificates/{n}" for n in names]
     return ApiCall(
-        method="POST", api="compute", path=project_path(params, f"targetHttpsProxies/{proxy}/setSslCertificates"),
+        method="POST", api=API, path=project_path(params, f"targetHttpsProxies/{proxy}/setSslCertificates"),
         body={"sslCertificates": links},
         gcloud=(f"gcloud compute target-https-proxies update {proxy} --ssl-certificates={','.join(names)} "
                 f"--global-ssl-certificates --global --project {params.project}"),
@@ -490,7 +482,7 @@ def patch_health_check(params: Params, name: str, current: HealthCheck | None = 
         HealthCheck.PROTOCOL_FIELDS[protocol]: {"requestPath": path},
     }
     return ApiCall(
-        method="PATCH", api="compute", path=global_path(params, f"healthChecks/{name}"), body=body,
+        method="PATCH", api=API, path=global_path(params, f"healthChecks/{name}"), body=body,
         gcloud=(f"gcloud compute health-checks update {protocol.lower()} {name} --check-interval={policy.interval_s}s "
                 f"--timeout={policy.timeout_s}s --unhealthy-threshold={policy.unhealthy_threshold} "
                 f"--healthy-threshold={policy.healthy_threshold} --request-path={path} --global --project {params.project}"),
@@ -505,7 +497,7 @@ def patch_backend_timeout(params: Params, backend: str, current: BackendService 
     if current is not None and current.fingerprint:
         body["fingerprint"] = current.fingerprint  # optimistic locking: fail rather than overwrite a change
     return ApiCall(
-        method="PATCH", api="compute", path=global_path(params, f"backendServices/{backend}"), body=body,
+        method="PATCH", api=API, path=global_path(params, f"backendServices/{backend}"), body=body,
         gcloud=f"gcloud compute backend-services update {backend} --timeout={timeout} --global --project {params.project}",
         description=f"backend service {backend}: timeout {timeout} s (also the longest a WebSocket may stay open)",
     )

@@ -16,7 +16,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable
 
 from runbook_lib import redact
 from runbook_lib.evidence import ErrorInfo, MetricRecord, Point, Series
@@ -217,41 +217,3 @@ def _close(client) -> None:
     transport = getattr(client, "transport", None)
     if transport is not None and hasattr(transport, "close"):
         transport.close()
-
-
-def to_dataframe(records: Mapping[str, MetricRecord] | Iterable[MetricRecord]):
-    """Long format for plots: one row per point, columns key, metric_type, <labels...>, t, v."""
-    import pandas as pd
-
-    recs = records.values() if isinstance(records, Mapping) else records
-    rows = []
-    for rec in recs:
-        for s in rec.series:
-            for pt in s.points:
-                rows.append({"key": rec.key, "metric_type": s.metric_type, **s.labels, "t": pt.t, "v": pt.v})
-    if not rows:
-        return pd.DataFrame(columns=["key", "metric_type", "t", "v"])
-    df = pd.DataFrame(rows)
-    label_cols = [c for c in df.columns if c not in ("key", "metric_type", "t", "v")]
-    return df[["key", "metric_type", *label_cols, "t", "v"]]
-
-
-def latest_total(record: MetricRecord) -> tuple[float, datetime] | None:
-    """Sum over series of each series' newest point, with the newest time (for gauges like counts)."""
-    last = [s.points[-1] for s in record.series if s.points]
-    if not last:
-        return None
-    return sum(p.v for p in last), max(p.t for p in last)
-
-
-def peak(record: MetricRecord) -> tuple[float, datetime] | None:
-    """The highest per-minute total over the window."""
-    totals: dict[datetime, float] = {}
-    for s in record.series:
-        for p in s.points:
-            totals[p.t] = totals.get(p.t, 0.0) + p.v
-    if not totals:
-        return None
-    when = max(totals, key=lambda t: (totals[t], t))
-    return totals[when], when
-

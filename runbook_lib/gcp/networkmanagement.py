@@ -22,23 +22,25 @@ diagnose, and it can be turned off (``connectivity.enabled: false``).
 """
 from __future__ import annotations
 
-# -- described once: the API, the service to enable, its title and the least roles. ``api.py``
-# builds its tables from these, so they come before the import of ``api`` (which imports us back).
-API = "networkmanagement"
-SERVICE = "networkmanagement.googleapis.com"
-TITLE = "Network Management API"
-READ_ROLE = "roles/networkmanagement.viewer"
-WRITE_ROLE = "roles/networkmanagement.admin"  # a Connectivity Test is created (and deleted) to read it
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import asyncio  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+from runbook_lib.errors import ApiError
+from runbook_lib.evidence import ApiRecord, ErrorInfo
+from runbook_lib.params import Params
+from runbook_lib.gcp.api import Product, Resource, last_segment
 
-from runbook_lib.errors import ApiError  # noqa: E402
-from runbook_lib.evidence import ApiRecord, ErrorInfo  # noqa: E402
-from runbook_lib.params import Params  # noqa: E402
-from runbook_lib.gcp.api import ApiClient, Resource, last_segment  # noqa: E402
+if TYPE_CHECKING:  # the client only for typing: importing a view imports no I/O
+    from runbook_lib.gcp.client import ApiClient
+
+# A Connectivity Test is created (and deleted) to read it: diagnosing needs the admin role.
+PRODUCT = Product(api="networkmanagement", service="networkmanagement.googleapis.com",
+                  title="Network Management API", read_role="roles/networkmanagement.viewer",
+                  write_role="roles/networkmanagement.admin")
+API = PRODUCT.api
 
 KEY = "networkmanagement.connectivityTest"
 DELETE_KEY = "networkmanagement.connectivityTest.delete"
@@ -120,7 +122,7 @@ async def gather(api: ApiClient, params: Params, revision: str | None, *, why_no
             created = True
             await api.wait_operation(API, operation, deadline_s=params.connectivity.deadline_s)
         except ApiError as exc:
-            records[KEY] = _failed(KEY, exc, api._url(API, tests_path(params)))
+            records[KEY] = _failed(KEY, exc, api.url(API, tests_path(params)))
         else:
             record = await api.read(KEY, API, path)
             records[KEY] = record.model_copy(update={"elapsed_s": round(time.perf_counter() - started, 4)})
@@ -131,7 +133,7 @@ async def gather(api: ApiClient, params: Params, revision: str | None, *, why_no
 
 
 async def _delete(api: ApiClient, path: str) -> ApiRecord:
-    url = api._url(API, path)
+    url = api.url(API, path)
     try:
         operation = await api.request("DELETE", API, path)
         if operation.get("name") and not operation.get("done"):

@@ -40,11 +40,18 @@ import re
 import secrets as _secrets
 from dataclasses import dataclass
 from fnmatch import fnmatch
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runbook_lib.evidence import ApiRecord
 from runbook_lib.params import Params
-from runbook_lib.gcp.api import ApiCall, ApiClient, Resource, last_segment
+from runbook_lib.gcp.api import ApiCall, Product, Resource, last_segment
+
+if TYPE_CHECKING:  # the client only for typing: importing a view imports no I/O
+    from runbook_lib.gcp.client import ApiClient
+
+PRODUCT = Product(api="run", service="run.googleapis.com", title="Cloud Run Admin API",
+                  read_role="roles/run.viewer", write_role="roles/run.admin")
+API = PRODUCT.api
 
 KEY = "run.services"
 
@@ -81,7 +88,7 @@ def service_path(params: Params, service: str) -> str:
 
 
 async def gather(api: ApiClient, params: Params) -> dict[str, ApiRecord]:
-    rec = await api.read(KEY, "run", services_path(params), list_field="services")
+    rec = await api.read(KEY, API, services_path(params), list_field="services")
     if rec.ok and isinstance(rec.body, dict):
         rec = rec.model_copy(update={"body": shape_services(rec.body, params)})
     return {KEY: rec}
@@ -370,7 +377,7 @@ def patch_call(params: Params, service: str, change: dict) -> ApiCall:
         template["containers"] = [container]
     body: dict[str, Any] = {"template": template, "traffic": [{"type": LATEST, "percent": 100}]}
     replace = change.get("envReplace") or {}
-    return ApiCall(method="PATCH", api="run", path=service_path(params, service), body=body,
+    return ApiCall(method="PATCH", api=API, path=service_path(params, service), body=body,
                    gcloud=update_gcloud(params, service, change),
                    description=(f"services.patch {service}: a new revision with "
                                 + ", ".join(describe_change(change)) + "; the whole service read just before, with its etag"

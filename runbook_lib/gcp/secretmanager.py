@@ -15,13 +15,21 @@ import asyncio
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
 from runbook_lib.evidence import ApiRecord
 from runbook_lib.params import Params
-from runbook_lib.gcp.api import ApiCall, ApiClient, Resource, last_segment
+from runbook_lib.gcp.api import ApiCall, Product, Resource, last_segment
 from runbook_lib.gcp.timefmt import parse_time
+
+if TYPE_CHECKING:  # the client only for typing: importing a view imports no I/O
+    from runbook_lib.gcp.client import ApiClient
+
+PRODUCT = Product(api="secretmanager", service="secretmanager.googleapis.com", title="Secret Manager API",
+                  read_role="roles/secretmanager.viewer", write_role="roles/secretmanager.admin")
+API = PRODUCT.api
 
 SECRETS = "secretmanager.secrets"
 FORMATS = "secretmanager.valueFormats"  # opt-in verdicts only, never values
@@ -39,17 +47,17 @@ def secrets_path(params: Params) -> str:
 
 
 async def gather(api: ApiClient, params: Params) -> dict[str, ApiRecord]:
-    listed = await api.read(SECRETS, "secretmanager", secrets_path(params), list_field="secrets")
+    listed = await api.read(SECRETS, API, secrets_path(params), list_field="secrets")
     out = {SECRETS: listed}
     if not listed.ok:
         return out
     present = {s.name for s in secrets_of(listed.body)}
     wanted = [name for name in params.secrets.required if name in present]
     answers = await asyncio.gather(*(
-        api.read(versions_key(name), "secretmanager", f"{secrets_path(params)}/{name}/versions", list_field="versions")
+        api.read(versions_key(name), API, f"{secrets_path(params)}/{name}/versions", list_field="versions")
         for name in wanted
     ))
-    out.update({versions_key(name): rec for name, rec in zip(wanted, answers)})
+    out.update({versions_key(name): rec for name, rec in zip(wanted, answers, strict=True)})
     if params.secrets.inspect_values:
         out[FORMATS] = await inspect_formats(api, params, wanted)
     return out
@@ -70,7 +78,7 @@ async def inspect_formats(api: ApiClient, params: Params, names: list[str]) -> A
 
     async def one(name: str) -> tuple[str, dict]:
         try:
-            answer = await api.request("GET", "secretmanager", f"{secrets_path(params)}/{name}/versions/latest:access")
+            answer = await api.request("GET", API, f"{secrets_path(params)}/{name}/versions/latest:access")
             value = base64.b64decode((answer.get("payload") or {}).get("data") or "").decode("utf-8", "replace")
         except ApiError as exc:
             return name, {"error": exc.kind, "reason": str(exc)}
@@ -147,7 +155,7 @@ def latest(versions: list[SecretVersion]) -> SecretVersion | None:
 
 def create_secret(params: Params, name: str) -> ApiCall:
     return ApiCall(
-        method="POST", api="secretmanager", path=secrets_path(params), query={"secretId": name},
+        method="POST", api=API, path=secrets_path(params), query={"secretId": name},
         body={"replication": {"automatic": {}}},
         gcloud=f"gcloud secrets create {name} --replication-policy=automatic --project {params.project}",
         description=f"create secret {name} (automatic replication, no value yet)",
@@ -158,7 +166,7 @@ def add_version(params: Params, name: str, value: str | None = None) -> ApiCall:
     """A new version of ``name``. ``value`` stays in ``ApiCall.secret`` (never shown, never dumped);
     it may be None while planning and supplied at apply time with ``model_copy(update={"secret": ...})``."""
     return ApiCall(
-        method="POST", api="secretmanager", path=f"{secrets_path(params)}/{name}:addVersion",
+        method="POST", api=API, path=f"{secrets_path(params)}/{name}:addVersion",
         gcloud=f'printf %s "$VALUE" | gcloud secrets versions add {name} --data-file=- --project {params.project}',
         description=f"add a new version to secret {name} (value supplied by a person, never shown)",
         secret=SecretStr(value) if value is not None else None, secret_name=name,
@@ -167,7 +175,7 @@ def add_version(params: Params, name: str, value: str | None = None) -> ApiCall:
 
 def enable_version(params: Params, name: str, version: str) -> ApiCall:
     return ApiCall(
-        method="POST", api="secretmanager", path=f"{secrets_path(params)}/{name}/versions/{version}:enable",
+        method="POST", api=API, path=f"{secrets_path(params)}/{name}/versions/{version}:enable",
         gcloud=f"gcloud secrets versions enable {version} --secret={name} --project {params.project}",
         description=f"enable version {version} of secret {name}",
     )

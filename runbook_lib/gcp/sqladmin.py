@@ -13,10 +13,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from runbook_lib.evidence import ApiRecord
 from runbook_lib.params import Params
-from runbook_lib.gcp.api import ApiCall, ApiClient, Resource, last_segment
+from runbook_lib.gcp.api import ApiCall, Product, Resource, last_segment
+
+if TYPE_CHECKING:  # the client only for typing: importing a view imports no I/O
+    from runbook_lib.gcp.client import ApiClient
+
+PRODUCT = Product(api="sqladmin", service="sqladmin.googleapis.com", title="Cloud SQL Admin API",
+                  read_role="roles/cloudsql.viewer", write_role="roles/cloudsql.admin")
+API = PRODUCT.api
 
 KEY = "sqladmin.instance"
 
@@ -31,7 +39,7 @@ def instance_path(params: Params) -> str:
 
 
 async def gather(api: ApiClient, params: Params) -> dict[str, ApiRecord]:
-    return {KEY: await api.read(KEY, "sqladmin", instance_path(params))}
+    return {KEY: await api.read(KEY, API, instance_path(params))}
 
 
 @dataclass(frozen=True)
@@ -151,7 +159,7 @@ def postgres_default_max_connections(tier: str) -> int | None:
 def _patch(params: Params, settings: dict, gcloud_flags: str, description: str) -> ApiCall:
     i = params.cloudsql.instance
     return ApiCall(
-        method="PATCH", api="sqladmin", path=instance_path(params), body={"settings": settings},
+        method="PATCH", api=API, path=instance_path(params), body={"settings": settings},
         gcloud=f"gcloud sql instances patch {i} {gcloud_flags} --project {params.project}",
         description=description,
     )
@@ -165,7 +173,7 @@ def set_activation_policy_always(params: Params) -> ApiCall:
 def restart(params: Params) -> ApiCall:
     i = params.cloudsql.instance
     return ApiCall(
-        method="POST", api="sqladmin", path=f"{instance_path(params)}/restart",
+        method="POST", api=API, path=f"{instance_path(params)}/restart",
         gcloud=f"gcloud sql instances restart {i} --project {params.project}",
         description=f"restart {i} (open connections are dropped)",
     )

@@ -6,10 +6,18 @@ Remediation: raise min/max instances (PATCH with ``updateMask``), or delete and 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from runbook_lib.evidence import ApiRecord
 from runbook_lib.params import Params
-from runbook_lib.gcp.api import ApiCall, ApiClient, Resource, last_segment
+from runbook_lib.gcp.api import ApiCall, Product, Resource, last_segment
+
+if TYPE_CHECKING:  # the client only for typing: importing a view imports no I/O
+    from runbook_lib.gcp.client import ApiClient
+
+PRODUCT = Product(api="vpcaccess", service="vpcaccess.googleapis.com", title="Serverless VPC Access API",
+                  read_role="roles/vpcaccess.viewer", write_role="roles/vpcaccess.admin")
+API = PRODUCT.api
 
 KEY = "vpcaccess.connector"
 
@@ -22,7 +30,7 @@ def connector_path(params: Params) -> str:
 
 
 async def gather(api: ApiClient, params: Params) -> dict[str, ApiRecord]:
-    return {KEY: await api.read(KEY, "vpcaccess", connector_path(params))}
+    return {KEY: await api.read(KEY, API, connector_path(params))}
 
 
 @dataclass(frozen=True)
@@ -78,7 +86,7 @@ def _int(value) -> int | None:
 def update_instances(params: Params) -> ApiCall:
     c = params.connector
     return ApiCall(
-        method="PATCH", api="vpcaccess", path=connector_path(params),
+        method="PATCH", api=API, path=connector_path(params),
         query={"updateMask": "minInstances,maxInstances"},
         body={"minInstances": c.min_instances, "maxInstances": c.max_instances},
         gcloud=(f"gcloud compute networks vpc-access connectors update {c.name} --region {params.region} "
@@ -97,7 +105,7 @@ def create_connector(params: Params) -> ApiCall:
         body.update(network=c.network, ipCidrRange=c.ip_cidr_range)
         where = f"--network {c.network} --range {c.ip_cidr_range}"
     return ApiCall(
-        method="POST", api="vpcaccess",
+        method="POST", api=API,
         path=f"/v1/projects/{params.project}/locations/{params.region}/connectors",
         query={"connectorId": c.name}, body=body,
         gcloud=(f"gcloud compute networks vpc-access connectors create {c.name} --region {params.region} {where} "
@@ -111,7 +119,7 @@ def create_connector(params: Params) -> ApiCall:
 def delete_connector(params: Params) -> ApiCall:
     c = params.connector
     return ApiCall(
-        method="DELETE", api="vpcaccess", path=connector_path(params),
+        method="DELETE", api=API, path=connector_path(params),
         gcloud=(f"gcloud compute networks vpc-access connectors delete {c.name} --region {params.region} "
                 f"--project {params.project} --quiet"),
         description=f"delete connector {c.name} (it cannot be repaired in place; it is recreated next)",

@@ -35,7 +35,8 @@ from runbook_lib import redact
 from runbook_lib.errors import ApiError, RemediationError
 from runbook_lib.evidence import ApiRecord, atomic_write_json
 from runbook_lib.gcp import sqladmin, vpcaccess
-from runbook_lib.gcp.api import ApiCall, ApiClient, is_operation, last_segment, operation_status
+from runbook_lib.gcp.api import ApiCall, is_operation, last_segment, operation_status
+from runbook_lib.gcp.client import ApiClient
 from runbook_lib.params import Params
 from runbook_lib.secret_input import read_env_file
 from runbook_lib.remediate import kinds

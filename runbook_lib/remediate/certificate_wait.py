@@ -16,7 +16,8 @@ from typing import Awaitable, Callable
 
 from runbook_lib.checks.certificates import managed_served
 from runbook_lib.gcp import compute
-from runbook_lib.gcp.api import ApiClient, last_segment
+from runbook_lib.gcp.api import last_segment
+from runbook_lib.gcp.client import ApiClient
 from runbook_lib.params import Params
 from runbook_lib.probes import tls
 from runbook_lib.probes.base import NetContext, ProbeResult

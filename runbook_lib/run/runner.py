@@ -28,6 +28,7 @@ from runbook_lib import redact
 from runbook_lib.run import report
 from runbook_lib.util.childenv import minimal_env, names_from_params
 from runbook_lib.errors import RunError, RunbookError
+from runbook_lib.gather.environment import target_running
 from runbook_lib.evidence import atomic_write_json, atomic_write_text
 from runbook_lib.params import Params, dump_params, load_params
 
@@ -93,7 +94,7 @@ def run(
                     outcome.phases_done.append(phase)
                     from runbook_lib.render.terminal import phase_line
 
-                    echo(phase_line(run_dir, phase))                                # what it found
+                    echo(phase_line(phase, report.read_phase(run_dir, phase), report.NOTEBOOKS[phase]))  # what it found
             outcome.state = "COMPLETE"
         except RunbookError as exc:
             outcome.error = redact.text(str(exc))
@@ -108,20 +109,6 @@ def run(
         finally:
             _finish(run_dir, root, params, outcome)                                  # 5. archive
     return outcome
-
-
-@contextlib.contextmanager
-def target_running(params: Params, params_file: Path, overrides: Sequence[str]) -> Iterator[Params]:
-    """Live and replay targets are just there; a sandbox target is started and stopped here."""
-    if params.target.mode != "sandbox" or params.endpoints.credentials == "anonymous":
-        yield params
-        return
-    from runbook_lib.sandbox.manager import running
-
-    log.info("starting sandbox scenario %s", params.target.scenario)
-    with running(params_file, params.target.scenario, overrides=overrides) as sandbox:
-        log.info("sandbox up: %s", {k: v for k, v in sandbox.endpoints.items()})
-        yield sandbox.params
 
 
 def check_out(root: Path, *, label: str) -> None:

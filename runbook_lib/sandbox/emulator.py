@@ -41,14 +41,13 @@ from typing import Any
 
 from aiohttp import web
 
-from runbook_lib.gcp.api import SERVICES as _API_HOSTS  # the real APIs' names: one table for client and emulator
-from runbook_lib.gcp.api import TITLES as _API_TITLES
+from runbook_lib.gcp.products import PRODUCTS  # the real APIs' names: one declaration for client and emulator
 from runbook_lib.sandbox.discovery import DOCUMENTS, Api, Method
 from runbook_lib.sandbox.state import ApiFault, Call, SandboxState
 
 APIS = tuple(DOCUMENTS)
-API_HOSTS = {api: _API_HOSTS.get(api, f"{api}.googleapis.com") for api in APIS}
-API_TITLES = {api: _API_TITLES.get(api, "Network Management API") for api in APIS}
+API_HOSTS = {api: PRODUCTS[api].service for api in APIS}
+API_TITLES = {api: PRODUCTS[api].title for api in APIS}
 WAIT_CAP_S = 30.0  # a ``wait`` method returns by then even if the operation is not done (as Google's may)
 
 log = logging.getLogger(__name__)

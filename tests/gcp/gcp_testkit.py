@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import httpx
 
-from runbook_lib.gcp.api import ApiClient
+from runbook_lib.gcp.client import ApiClient
 from runbook_lib.params import Params, load_params
 
 ROOT = Path(__file__).resolve().parents[2]

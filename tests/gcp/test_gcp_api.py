@@ -48,6 +48,7 @@ def test_success_records_body_and_log():
     assert rec.ok and rec.body == body and rec.status == 200 and rec.pages == 1
     assert rec.url == "https://vpcaccess.googleapis.com" + CONNECTOR
     assert [(e.method, e.status) for e in log] == [("GET", 200)]
+    assert log[0].url.endswith(CONNECTOR) and log[0].attempt == 1 and log[0].elapsed_s >= 0
 
 
 def test_retries_503_then_succeeds_with_backoff():
@@ -371,13 +372,15 @@ def test_api_call_keeps_the_secret_out_of_every_rendering():
     assert call.send_body() == {"payload": {"data": "aHVudGVyMi12ZXJ5LXNlY3JldA=="}}
 
 
+def test_every_product_declares_itself_once_and_has_an_endpoint():
+    from runbook_lib.gcp import compute, networkmanagement, run, secretmanager, sqladmin, vpcaccess
+    from runbook_lib.gcp.products import PRODUCTS
+    from runbook_lib.params import Endpoints
 
-def test_request_log_rows_for_the_report():
-    async def go():
-        async with client(counting(httpx.Response(200, json={}))) as c:
-            await c.read("vpcaccess.connector", "vpcaccess", CONNECTOR)
-            return c.request_log()
-
-    (row,) = run(go())
-    assert (row["method"], row["status"], row["attempt"]) == ("GET", 200, 1)
-    assert row["url"].endswith(CONNECTOR) and row["elapsed_s"] >= 0
+    modules = (vpcaccess, sqladmin, compute, secretmanager, run, networkmanagement)
+    assert list(PRODUCTS) == [m.API for m in modules]  # the order "expected one of ..." lists them
+    for module in modules:
+        product = PRODUCTS[module.API]
+        assert product is module.PRODUCT and product.api in Endpoints.model_fields
+        assert product.service == f"{product.api}.googleapis.com"
+        assert product.read_role.startswith("roles/") and product.write_role.startswith("roles/")

@@ -13,7 +13,7 @@ from google.cloud.monitoring_v3 import (
 )
 
 from gcp_testkit import make_params
-from runbook_lib.gcp import monitoring
+from runbook_lib.gcp import metrics, monitoring
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -104,7 +104,7 @@ def test_each_metric_independently(server):
     conn = records["monitoring.connector_instances"]
     assert conn.ok and [p.v for p in conn.series[0].points] == [2.0, 3.0, 3.0]  # oldest first
     assert conn.series[0].labels["connector_name"] == "staging-connector"
-    assert monitoring.latest_total(conn)[0] == 3.0 and monitoring.peak(conn)[0] == 3.0
+    assert metrics.latest_total(conn)[0] == 3.0 and metrics.peak(conn)[0] == 3.0
 
     sql = records["monitoring.sql_backends"]
     assert not sql.ok and sql.error.kind == "permission" and "roles/monitoring.viewer" in sql.error.message
@@ -135,17 +135,6 @@ def test_run_latency_is_one_query_per_service_merged(server):
     rec = asyncio.run(monitoring.gather(params_for(port)))["monitoring.run_latency_p95"]
     assert rec.ok and sorted(s.labels["service_name"] for s in rec.series) == [
         "auth-staging", "netra-backend-staging", "netra-frontend-staging"]
-
-
-def test_to_dataframe_long_format(server):
-    _, port = server
-    records = asyncio.run(monitoring.gather(params_for(port)))
-    df = monitoring.to_dataframe(records)
-    assert list(df.columns[:2]) == ["key", "metric_type"] and list(df.columns[-2:]) == ["t", "v"]
-    assert "connector_name" in df.columns and "response_code_class" in df.columns
-    assert set(df["key"]) == {"monitoring.connector_instances", "monitoring.lb_latency_p50",
-                              "monitoring.lb_latency_p95", "monitoring.lb_latency_p99", "monitoring.startup_latencies"}
-    assert monitoring.to_dataframe({}).empty
 
 
 def test_disabled_monitoring_skips_everything():

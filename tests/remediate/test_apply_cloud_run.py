@@ -16,7 +16,7 @@ import pytest
 from runbook_lib.checks import cloud_run as checks
 from runbook_lib.evidence import ApiRecord, Evidence, Meta
 from runbook_lib.gcp import run
-from runbook_lib.gcp.api import ApiClient
+from runbook_lib.gcp.client import ApiClient
 from runbook_lib.params import load_params
 from runbook_lib.remediate import apply as applier
 from runbook_lib.remediate.plan import build_plan

@@ -19,7 +19,7 @@ def test_without_the_extra_the_sandbox_says_install_runbook_sandbox() -> None:
 
 def test_the_live_path_imports_without_the_sandbox() -> None:
     code = ("import sys\nfor m in ('aiohttp', 'psycopg', 'googleapiclient'): sys.modules[m] = None\n"
-            "import runbook_lib.cli, runbook_lib.gather.collect, runbook_lib.gcp.api\n"
+            "import runbook_lib.cli, runbook_lib.gather.collect, runbook_lib.gcp.client\n"
             "assert not any(k.startswith('runbook_lib.sandbox') for k in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 0, proc.stderr

@@ -21,7 +21,7 @@ from runbook_lib.params import load_params
 from runbook_lib.render import page
 from runbook_lib.render.index import write_index
 from runbook_lib.render.summary import absolute_links, build_summary
-from runbook_lib.run.report import merge_results, write_phase, write_status
+from runbook_lib.run.report import NOTEBOOKS, merge_results, read_phase, write_phase, write_status
 from runbook_lib.results import ResultSet, Status, phase_status, root_causes, run_status
 from runbook_lib.render.terminal import phase_line
 
@@ -143,7 +143,7 @@ def test_every_view_agrees_with_results_json(recorded, tmp_path, case):
 
     # terminal: one line per phase, exactly the recorded status line
     for p in doc["phases"]:
-        line = phase_line(run_dir, p)
+        line = phase_line(p, read_phase(run_dir, p), NOTEBOOKS[p])
         assert line.endswith(st["phases"][p]["line"])
         assert st["phases"][p]["status"] in line
 
