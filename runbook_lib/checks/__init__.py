@@ -14,26 +14,14 @@ from runbook_lib.checks import certificates, clock, cloud_run, cloudsql, connect
 
 Evaluator = Callable[[Evidence, Params], list[CheckResult]]
 
+# Each module declares its component and default severity once (``make = Maker(component,
+# severity)``) and its ``evaluate``; this tuple is only the order reports list them in.
 # golden_path yields results only when the evidence holds golden.* records (phase 3).
-COMPONENTS: tuple[str, ...] = ("connector", "cloudsql", "certificates", "load_balancer", "secrets", "cloud_run",
-                               "clock", "golden_path")
+MODULES = (connector, cloudsql, certificates, load_balancer, secrets, cloud_run, clock, golden_path)
 
-EVALUATORS: dict[str, Evaluator] = {
-    "connector": connector.evaluate,
-    "cloudsql": cloudsql.evaluate,
-    "certificates": certificates.evaluate,
-    "load_balancer": load_balancer.evaluate,
-    "secrets": secrets.evaluate,
-    "cloud_run": cloud_run.evaluate,
-    "golden_path": golden_path.evaluate,
-    "clock": clock.evaluate,
-}
-
-SEVERITY: dict[str, Severity] = {
-    "connector": Severity.critical, "cloudsql": Severity.critical, "certificates": Severity.critical,
-    "load_balancer": Severity.high, "secrets": Severity.high, "cloud_run": Severity.high,
-    "golden_path": Severity.critical, "clock": Severity.medium,
-}
+COMPONENTS: tuple[str, ...] = tuple(module.make.component for module in MODULES)
+EVALUATORS: dict[str, Evaluator] = {module.make.component: module.evaluate for module in MODULES}
+SEVERITY: dict[str, Severity] = {module.make.component: module.make.severity for module in MODULES}
 
 
 def evaluate_all(ev: Evidence, params: Params, components: tuple[str, ...] | list[str] = COMPONENTS) -> ResultSet:

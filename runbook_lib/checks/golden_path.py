@@ -11,17 +11,18 @@ import statistics
 from runbook_lib.evidence import Evidence
 from runbook_lib.params import Params
 from runbook_lib.results import CheckResult, Severity, Status
+from runbook_lib.checks._util import Maker
 from runbook_lib.util.stats import percentile
 
 COMPONENT = "golden_path"
 UPSTREAM = ["connector", "cloudsql", "certificates", "load_balancer", "secrets", "cloud_run"]
+make = Maker(COMPONENT, Severity.critical)
 
 
 def _r(id_: str, title: str, status: Status, *, observed: str = "", expected: str = "", reason: str = "",
        remediation: str = "", evidence: list[str], measurements: dict[str, float] | None = None) -> CheckResult:
-    return CheckResult(id=id_, component=COMPONENT, title=title, status=status, severity=Severity.critical,
-                       observed=observed, expected=expected, reason=reason, remediation=remediation,
-                       evidence=evidence, upstream=UPSTREAM, measurements=dict(measurements or {}))
+    return make(id_, title, status, observed=observed, expected=expected, reason=reason, remediation=remediation,
+                evidence=evidence, upstream=UPSTREAM, measurements=measurements)
 
 
 def _secs(measured: float, scale: float) -> str:
