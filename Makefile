@@ -7,11 +7,12 @@ BIN    := $(VENV)/bin
 PARAMS ?= parameters/sandbox.yaml
 PYTEST_ARGS ?=
 
-.PHONY: help install install-test install-lab demo test lint-workflows lint-imports test-airflow lab bench mutation examples sync-notebooks clean
+.PHONY: help install install-test install-lab demo test lint lint-workflows lint-imports test-airflow lab bench mutation examples sync-notebooks clean
 
 help:
 	@echo "make demo    run all three phases against the sandbox (scenario issue-1278) and apply the plan"
 	@echo "make test    run the test suite"
+	@echo "make lint    ruff, vulture (dead code) and deptry (dependencies)"
 	@echo "make lint-imports  the architecture's import contracts (import-linter)"
 	@echo "make test-airflow  the Airflow DAG under a real Airflow (its own venv, .venv-airflow)"
 	@echo "make lab     JupyterLab on notebooks/ (installs the [lab] extra)"
@@ -49,6 +50,14 @@ demo: install
 
 test: install-test lint-workflows
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Static checks (configuration in pyproject.toml): ruff (pyflakes, import order, bugbear, syntax
+# errors) over the package, tests and benchmarks; vulture (dead code; paths and whitelist in
+# [tool.vulture]); deptry (imports of runbook_lib against the declared dependencies).
+lint: install-test
+	$(BIN)/ruff check runbook_lib tests bench
+	$(BIN)/vulture
+	$(BIN)/deptry runbook_lib
 
 # GitHub Actions security linter, offline (no GitHub API calls): pinned actions, no persisted
 # checkout credentials, per-job permissions.

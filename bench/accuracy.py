@@ -32,9 +32,6 @@ MIN_SLACK_VS_PEER_S = 0.001
 
 HTTP_ROUND_TRIPS = {"connect": 0, "tls": 1, "processing": 1, "transfer": 0}
 PG_ROUND_TRIPS = {"connect": 0, "tls": 2, "auth": 3, "query": 1}
-# Figures both the probe and its peer measure (peer name, round trips).
-HTTP_COMPARABLE = {"tls": 1, "processing": 1, "first_byte": 2}
-PG_COMPARABLE = {"connect_to_ready": 5, "query": 1}
 
 
 def tolerance(expected_s: float) -> float:

@@ -19,10 +19,10 @@ PARAMS_FILE = Path(__file__).resolve().parent.parent / "parameters" / "sandbox.y
 
 
 def one(scenario: str) -> dict[str, Any]:
-    from runbook_lib.util.aio import run_sync
     from runbook_lib.checks import evaluate_all
     from runbook_lib.gather.environment import open_environment
     from runbook_lib.sandbox.manager import running
+    from runbook_lib.util.aio import run_sync
 
     t0 = time.perf_counter()
     with running(PARAMS_FILE, scenario) as sb:

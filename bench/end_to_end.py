@@ -87,8 +87,9 @@ def render_timing(notebooks: list[Path]) -> dict[str, Any]:
 def _render_main(paths: list[str]) -> None:
     """In a fresh interpreter: import cost, then each notebook (HTML to a scratch folder)."""
     started = time.perf_counter()
-    from runbook_lib.render.html import notebook_to_html
     import nbconvert  # noqa: F401 - notebook_to_html imports it lazily: count it here
+
+    from runbook_lib.render.html import notebook_to_html
     imported = time.perf_counter() - started
     times = []
     with tempfile.TemporaryDirectory(prefix="runbook-bench-html-") as tmp:

@@ -28,11 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from runbook_lib.history import Catalog
+from runbook_lib.history import Catalog, compare_with_previous, read_run
 from runbook_lib.history.catalog import FILENAME
 from runbook_lib.history.diff import diff_last, print_history
 from runbook_lib.history.synthetic import CHECKS, START, write_run
-from runbook_lib.history import compare_with_previous, read_run
 from runbook_lib.render.index import write_index
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -79,7 +78,7 @@ def measure(n: int, reps: int) -> dict:
             with Catalog(root) as cat:
                 sync_s.append(_time(cat.sync))
                 rec = read_run(new)
-                since_s.append(_time(lambda: compare_with_previous(cat, rec)))
+                since_s.append(_time(lambda rec=rec: compare_with_previous(cat, rec)))
             write_run(root, i + 10_000_000, target="sandbox", when=START + dt.timedelta(days=3650, minutes=k, seconds=30))
             index_s.append(_time(lambda: write_index(root)))
         out["incremental_sync_s"] = statistics.median(sync_s)

@@ -101,7 +101,7 @@ def concurrent_probes(n: int = 100) -> dict[str, Any]:
         for name, (urls, net) in variants.items():
             loop.run(http.probe(urls[0], net, 10))  # warm-up
             out[name] = profile_sync(f"{n} concurrent http.probe calls, {name}",
-                                     lambda: loop.run(all_at_once(urls, net)))
+                                     lambda urls=urls, net=net: loop.run(all_at_once(urls, net)))
     return out
 
 
@@ -150,8 +150,8 @@ def demo_phases(scenario: str = "issue-1278") -> dict[str, Any]:
     Kernel start-up and the notebook import are measured apart (end_to_end.kernel_starts); this
     shows where each phase's own time goes, against a real sandbox, with the plan applied.
     """
-    from runbook_lib.run import report
     from runbook_lib.params import dump_params, load_params
+    from runbook_lib.run import report
     from runbook_lib.run.runner import NOTEBOOK_DIR
     from runbook_lib.sandbox.manager import running
 
@@ -222,7 +222,7 @@ def finding(name: str, result: dict[str, Any]) -> str:
         alone = imp.get("pandas + matplotlib alone", {}).get("rss_bytes", 0) - imp.get("bare interpreter", {}).get("rss_bytes", 0)
         via_init = [role for role, r in imp.items() if r.get("heavy", {}).get("pandas", "").startswith("runbook_lib/__init__")
                     and not role.startswith("kernel")]
-        return (f"imports alone: " + ", ".join(f"{role.split(' (')[0]} {r.get('rss_bytes', 0) / 1e6:.0f} MB"
+        return ("imports alone: " + ", ".join(f"{role.split(' (')[0]} {r.get('rss_bytes', 0) / 1e6:.0f} MB"
                                                  for role, r in imp.items() if "rss_bytes" in r)
                 + (f"; pandas + matplotlib (~{alone / 1e6:.0f} MB, {imp['pandas + matplotlib alone']['import_s']:.2f} s) "
                    f"reach the {' and '.join(r.split(' (')[0] for r in via_init)} only through runbook_lib/__init__.py "

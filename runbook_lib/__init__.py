@@ -24,10 +24,10 @@ _LAZY = {
 if TYPE_CHECKING:  # for readers and type checkers; at run time these load on first use
     from runbook_lib.gather.golden_path import waterfall_steps as golden_steps
     from runbook_lib.params import Params, load_params
-    from runbook_lib.run.phase import Phase
     from runbook_lib.render import plots, tables
     from runbook_lib.render.tables import show
     from runbook_lib.results import CheckResult, ResultSet, Severity, Status, Verdict, root_causes
+    from runbook_lib.run.phase import Phase
 
 
 def __getattr__(name: str) -> Any:

@@ -17,8 +17,8 @@ from typing import Any, Literal, Mapping, Sequence
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from runbook_lib.util import safeio
 from runbook_lib.errors import ParameterError
+from runbook_lib.util import safeio
 from runbook_lib.util.validation import explain
 
 PARAMS_FILE_LIMIT = 1 * safeio.MiB  # a parameters file is a few KiB; 1 MiB is generous, 50 MB is a mistake
@@ -138,7 +138,6 @@ class CloudSQL(Strict):
     sslmode: Literal["disable", "require", "verify-ca", "verify-full"] = "require"
     probe_samples: int = Field(default=10, ge=1, le=1000)
     probe_concurrency: int = Field(default=5, ge=1, le=100)
-    connect_threshold_s: float = Field(default=35.0, gt=0, le=3600)
     min_max_connections: int = Field(default=100, ge=1, le=262143)
     required_flags: dict[str, str] = Field(
         default_factory=lambda: {"statement_timeout": "30000", "lock_timeout": "10000"}
@@ -447,7 +446,21 @@ def _deep_merge(base: dict, top: dict) -> dict:
     return out
 
 
+# Keys that were parameters once: a file or override still setting one gets one line saying what
+# to do instead, not "unknown key".
+REMOVED = {
+    ("cloudsql", "connect_threshold_s"): "was removed (no check read it): the database connect limit "
+                                         "is thresholds.db_connect_s",
+}
+
+
 def validate(data: dict, source: str) -> Params:
+    for keys, why in REMOVED.items():
+        node: Any = data
+        for k in keys[:-1]:
+            node = node.get(k) if isinstance(node, dict) else None
+        if isinstance(node, dict) and keys[-1] in node:
+            raise ParameterError(source, ".".join(keys), why)
     try:
         return Params.model_validate(data)
     except ValidationError as exc:

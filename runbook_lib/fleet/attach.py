@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TextIO
 
 from runbook_lib import redact
-from runbook_lib.handback.attach import REPO_RE, _api_base, _GitHub, _Urls, comment_body
 from runbook_lib.errors import GitHubError
+from runbook_lib.handback.attach import REPO_RE, _api_base, _GitHub, _Urls, comment_body
 
 
 def fleet_marker(issue: int, manifest: str) -> str:

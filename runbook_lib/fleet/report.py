@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from runbook_lib.evidence import atomic_write_json, atomic_write_text
-from runbook_lib.fleet.manifest import Fleet
 from runbook_lib.fleet.execute import marker_path
+from runbook_lib.fleet.manifest import Fleet
 
 SCHEMA_VERSION = 1
 EXIT = {"HEALTHY": 0, "UNHEALTHY": 1, "FAILED": 2}

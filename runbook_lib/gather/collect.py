@@ -15,8 +15,6 @@ from runbook_lib.probes import dns, http, postgres, tcp, tls
 from runbook_lib.probes.base import ProbeResult
 from runbook_lib.secret_input import read_value
 
-Progress = Callable[[str, int, int], None]
-
 
 def probe_plan(params: Params, net, *, db_host: str | None) -> dict[str, Callable[[], Awaitable[Any]]]:
     """What to probe, keyed by evidence key. Pure: names come from the parameters."""
@@ -44,27 +42,13 @@ def health_urls(params: Params) -> list[str]:
     return api + [f"https://{params.domains.frontend}/"]
 
 
-async def gather(env, phase: str, *, progress: Progress | None = None, golden_path: bool = False) -> Evidence:
+async def gather(env, phase: str, *, golden_path: bool = False) -> Evidence:
     from runbook_lib.gcp import compute, monitoring, networkmanagement, run, secretmanager, sqladmin, vpcaccess
 
     params: Params = env.params
     started, now = time.perf_counter(), utcnow()
     net = env.net()
     api = env.api()
-    done = 0
-    total = 0
-
-    def tick(label: str) -> None:
-        nonlocal done
-        done += 1
-        if progress:
-            progress(label, done, total)
-
-    async def tracked(label: str, coro: Awaitable[Any]) -> Any:
-        try:
-            return await coro
-        finally:
-            tick(label)
 
     async def run_then_path() -> dict[str, ApiRecord]:
         """Cloud Run first: the Connectivity Test starts from one of its revisions."""
@@ -85,23 +69,21 @@ async def gather(env, phase: str, *, progress: Progress | None = None, golden_pa
             "secretmanager": secretmanager.gather(api, params),
             "run": run_then_path(),
         }
-        total = len(product_jobs) + 1
         # The database address comes from the parameters or, live, from the instance's private IP;
         # only then can the connection probe start, so fetch SQL first when we need it.
-        sql_task = asyncio.ensure_future(tracked("sqladmin", product_jobs.pop("sqladmin")))
+        sql_task = asyncio.ensure_future(product_jobs.pop("sqladmin"))
         if not sql_host:
             sql_records: dict[str, ApiRecord] = await sql_task
             sql_host = _private_ip(sql_records.get("sqladmin.instance"))
         probes = probe_plan(params, net, db_host=sql_host)
-        total += len(probes) + (1 if golden_path else 0)
-        tasks = {name: asyncio.ensure_future(tracked(name, job)) for name, job in product_jobs.items()}
-        probe_tasks = {key: asyncio.ensure_future(tracked(key, job())) for key, job in probes.items()}
-        metrics_task = asyncio.ensure_future(tracked("monitoring", monitoring.gather(params)))
+        tasks = {name: asyncio.ensure_future(job) for name, job in product_jobs.items()}
+        probe_tasks = {key: asyncio.ensure_future(job()) for key, job in probes.items()}
+        metrics_task = asyncio.ensure_future(monitoring.gather(params))
         golden_task = None
         if golden_path:
             from runbook_lib.gather.golden_path import run_golden_path
 
-            golden_task = asyncio.ensure_future(tracked("golden path", run_golden_path(params, net)))
+            golden_task = asyncio.ensure_future(run_golden_path(params, net))
         api_records: dict[str, ApiRecord] = dict(await sql_task)
         for task in tasks.values():
             api_records.update(await task)

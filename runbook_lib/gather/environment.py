@@ -17,15 +17,13 @@ from runbook_lib.evidence import Evidence
 from runbook_lib.params import Params
 from runbook_lib.probes.base import NetContext
 
-Progress = Callable[[str, int, int], None]
 log = logging.getLogger("runbook.run")  # a step of the run, logged into its run.log
 
 
 class Environment(Protocol):
     params: Params
-    read_only: bool
 
-    async def gather(self, phase: str, *, progress: Progress | None = None, golden_path: bool = False) -> Evidence: ...
+    async def gather(self, phase: str, *, golden_path: bool = False) -> Evidence: ...
 
     def api(self):
         """An ``ApiClient`` for mutations (remediation). Replay raises."""
@@ -35,8 +33,6 @@ class Environment(Protocol):
 
 class NetworkEnvironment:
     """Talks to real endpoints: Google's (live, ADC) or the sandbox emulator's (anonymous)."""
-
-    read_only = False
 
     def __init__(self, params: Params):
         self.params = params
@@ -65,10 +61,10 @@ class NetworkEnvironment:
     def net(self) -> NetContext:
         return NetContext(connect_to=dict(self.params.network.connect_to), ca_bundle=self.params.network.ca_bundle)
 
-    async def gather(self, phase: str, *, progress: Progress | None = None, golden_path: bool = False) -> Evidence:
+    async def gather(self, phase: str, *, golden_path: bool = False) -> Evidence:
         from runbook_lib.gather.collect import gather
 
-        return await gather(self, phase, progress=progress, golden_path=golden_path)
+        return await gather(self, phase, golden_path=golden_path)
 
     async def probe(self, key: str, evidence: Evidence | None = None):
         """Run one probe of the phase-1 plan again, now (e.g. ``postgres.connect``)."""
@@ -89,8 +85,6 @@ class NetworkEnvironment:
 class ReplayEnvironment:
     """Recorded evidence: ``<evidence_dir>/<phase>/`` (falling back to the diagnosis)."""
 
-    read_only = True
-
     def __init__(self, params: Params):
         self.params = params
         self.folder = Path(params.target.evidence_dir or "")
@@ -104,11 +98,8 @@ class ReplayEnvironment:
         folder = self.folder / phase
         return folder if (folder / "manifest.json").exists() else self.folder / "diagnose"
 
-    async def gather(self, phase: str, *, progress: Progress | None = None, golden_path: bool = False) -> Evidence:
-        ev = Evidence.load(self.phase_folder(phase))
-        if progress:
-            progress("loaded recorded evidence", 1, 1)
-        return ev
+    async def gather(self, phase: str, *, golden_path: bool = False) -> Evidence:
+        return Evidence.load(self.phase_folder(phase))
 
     async def probe(self, key: str, evidence: Evidence | None = None):
         """Recorded evidence cannot be probed again: the recorded samples are the answer."""

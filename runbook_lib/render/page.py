@@ -12,8 +12,8 @@ import html
 import json
 from typing import Any, Iterable
 
-from runbook_lib.results import CheckResult, ComponentStatus, PhaseStatus, Status, component_status
 from runbook_lib.render.style import COLOURS, ICONS, PHASE_COLOURS, STATUS_WORDS
+from runbook_lib.results import CheckResult, ComponentStatus, PhaseStatus, Status, component_status
 
 CSS = """<style>
 .rb{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;font-size:14px;line-height:1.45;max-width:1100px}
@@ -183,7 +183,7 @@ def audit_view(report) -> str:
     items = []
     for e in report.audit:
         diff = []
-        for b, a in zip(e.before or [None] * len(e.after), e.after):
+        for b, a in zip(e.before or [None] * len(e.after), e.after, strict=False):
             if isinstance(b, dict) and b.get("absent"):  # a read that found nothing: the action created it
                 diff.append("(did not exist) -> created")
                 b = {}

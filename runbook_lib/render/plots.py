@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 from runbook_lib.evidence import Evidence
 from runbook_lib.params import Params
 
+
 def enable_notebook_display(dpi: int = 110) -> None:
     """Let a notebook show the ``Figure`` objects we return as PNG (embedded in the HTML report).
 
@@ -135,7 +136,7 @@ def monitoring(ev: Evidence, params: Params, panels: list[str] | None = None) ->
                  f"(monitoring.lookback_minutes)", fontsize=10)
     for ax in axes[len(chosen):]:
         ax.set_visible(False)
-    for ax, (key, title) in zip(axes, chosen):
+    for ax, (key, title) in zip(axes, chosen, strict=False):  # the spare axes are hidden above
         ax.set_title(title, fontsize=9)
         keys = [key]
         if key == "monitoring.lb_latency_p95":

@@ -9,7 +9,3 @@ COLOURS = {"PASS": "#e6f4ea", "WARN": "#fef7e0", "FAIL": "#fce8e6", "ERROR": "#f
 RUN_ICONS = {"COMPLETE": "✅", "HEALTHY": "⚠️", "UNHEALTHY": "❌", "NO VERDICT": "❔"}
 PHASE_COLOURS = {"HEALTHY": "#137333", "UNHEALTHY": "#c5221f", "APPLIED": "#137333", "DRY RUN": "#1a73e8",
                  "FAILED": "#c5221f", "REFUSED": "#c5221f", "NO PLAN": "#5f6368", "COMPLETE": "#137333"}
-
-
-def run_icon(status: str, open_items: int = 0) -> str:
-    return "✅" if status == "COMPLETE" else RUN_ICONS.get(status, "❔")

@@ -19,8 +19,8 @@ from typing import Any
 
 from runbook_lib.evidence import atomic_write_text
 from runbook_lib.params import Params
+from runbook_lib.render.style import ICONS, RUN_ICONS, STATUS_WORDS
 from runbook_lib.results import ComponentStatus, RunStatus, Status, run_status
-from runbook_lib.render.style import ICONS, STATUS_WORDS, RUN_ICONS
 
 MAX_CHARS = 60_000          # GitHub refuses comment bodies over 65,536 characters
 PAGES = (("diagnose", "01_diagnose.html", "diagnosis"), ("remediate", "02_remediate.html", "remediation"),

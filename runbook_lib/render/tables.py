@@ -5,8 +5,8 @@ from typing import Iterable
 
 import pandas as pd
 
-from runbook_lib.results import CheckResult, ResultSet, Status, component_statuses
-from runbook_lib.render.style import COLOURS, ICONS, STATUS_WORDS
+from runbook_lib.render.style import COLOURS, ICONS
+from runbook_lib.results import CheckResult, ResultSet, Status
 
 
 def results_frame(results: ResultSet | Iterable[CheckResult]) -> pd.DataFrame:
@@ -61,13 +61,6 @@ def failures_text(results: ResultSet) -> str:
     return "\n".join(lines)
 
 
-def component_summary(results: ResultSet) -> pd.DataFrame:
-    """One row per component: its status as the results model decides it, and counts."""
-    rows = [{"component": c.component, "status": f"{ICONS[c.status.value]} {STATUS_WORDS[c.status.value]}",
-             **c.counts} for c in component_statuses(results)]
-    return pd.DataFrame(rows)
-
-
 def served_certificates(ev) -> pd.DataFrame:
     """What each domain's TLS endpoint actually presented (from the TLS probes)."""
     rows = []
@@ -85,24 +78,6 @@ def served_certificates(ev) -> pd.DataFrame:
             "detail": r.detail,
         })
     return pd.DataFrame(rows)
-
-
-def faults_frame(results: ResultSet) -> pd.DataFrame:
-    """Root causes: broken components, the checks that show it, and the symptoms they explain."""
-    from runbook_lib.results import root_causes
-
-    return pd.DataFrame([
-        {"component": f.component, "severity": f.severity.value, "failing checks": ", ".join(f.checks),
-         "why": "; ".join(f.reasons[:3]), "also explains": ", ".join(f.symptoms)}
-        for f in root_causes(results)
-    ], columns=["component", "severity", "failing checks", "why", "also explains"])
-
-
-def audit_frame(report) -> pd.DataFrame:
-    """What the apply step did per action (or that it was a dry run)."""
-    rows = [{"action": e.action, "outcome": e.outcome, "requests": "\n".join(e.requests), "error": e.error,
-             "rollback": e.rollback if e.outcome == "applied" else ""} for e in report.audit]
-    return pd.DataFrame(rows, columns=["action", "outcome", "requests", "error", "rollback"])
 
 
 def probe_frame(samples) -> pd.DataFrame:

@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from runbook_lib.run import report
-from runbook_lib.util.aio import run_sync
-from runbook_lib.gather.environment import open_environment
 from runbook_lib.evidence import Evidence
+from runbook_lib.gather.environment import open_environment
 from runbook_lib.params import Params, load_params
 from runbook_lib.results import ResultSet, Verdict, phase_status, root_causes, run_status
+from runbook_lib.run import report
+from runbook_lib.util.aio import run_sync
 
 # overrides that only change how evidence is gathered (no effect when replaying recorded evidence)
 GATHER_ONLY = ("cloudsql.probe_samples", "cloudsql.probe_concurrency", "golden_path.requests", "deadlines.",

@@ -49,8 +49,8 @@ def check_plan(run_dir, params: Params) -> None:
 
     from runbook_lib.evidence import Evidence
     from runbook_lib.remediate import build_plan
-    from runbook_lib.run.report import read_phase
     from runbook_lib.results import CheckResult, ResultSet
+    from runbook_lib.run.report import read_phase
 
     if not params.remediation.apply:
         return

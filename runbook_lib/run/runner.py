@@ -16,7 +16,6 @@ import json
 import errno
 import logging
 import os
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -396,7 +395,7 @@ def _run_log(path: Path) -> Iterator[None]:
     try:
         yield
     finally:
-        for lg, (level, propagate) in zip(loggers, saved):
+        for lg, (level, propagate) in zip(loggers, saved, strict=True):
             lg.removeHandler(handler)
             lg.setLevel(level)
             lg.propagate = propagate

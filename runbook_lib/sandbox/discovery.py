@@ -41,7 +41,6 @@ EXTRA_SYSTEM_PARAMS = frozenset({"$alt", "alt"})
 # APIs served through the proto JSON transcoder: enums may be sent as numbers and field names in
 # their proto (snake_case) spelling, as google.protobuf.json_format accepts.
 PROTO_APIS = frozenset({"run", "vpcaccess", "secretmanager", "networkmanagement", "sqladmin"})
-INT_FORMATS = frozenset({"int32", "uint32"})
 LONG_FORMATS = frozenset({"int64", "uint64"})
 DURATION = re.compile(r"^-?\d+(\.\d{1,9})?s$")
 

@@ -40,11 +40,10 @@ UPSTREAM_CONNECT_TIMEOUT_S = 10.0
 
 @dataclass
 class ConnectionRecord:
-    """One client connection. Times are ``time.monotonic()`` except ``accepted_wall`` (epoch)."""
+    """One client connection. Times are ``time.monotonic()``."""
 
     id: int
     accepted_at: float
-    accepted_wall: float
     mode: ProxyMode
     delay_s: float = 0.0
     reason: str = ""
@@ -155,7 +154,7 @@ class FaultProxy:
         try:
             policy = self._policy()  # read per new connection: control-plane changes apply next time
             record = ConnectionRecord(
-                id=next(self._ids), accepted_at=time.monotonic(), accepted_wall=time.time(), mode=policy.mode,
+                id=next(self._ids), accepted_at=time.monotonic(), mode=policy.mode,
                 delay_s=policy.delay_s if policy.mode == "delay" else 0.0, reason=policy.reason,
             )
             self.records.append(record)

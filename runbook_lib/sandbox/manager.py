@@ -34,11 +34,11 @@ import filelock
 import httpx
 import psutil
 
-from runbook_lib.util.childenv import minimal_env, names_from_params
 from runbook_lib.errors import EnvironmentError_
 from runbook_lib.params import Params, dump_params, load_params
 from runbook_lib.sandbox.scenario import load_scenario
 from runbook_lib.sandbox.server import STATE_FILE, write_private
+from runbook_lib.util.childenv import minimal_env, names_from_params
 
 PID_FILE = "serve.pid"
 LOG_FILE = "sandbox.log"
@@ -72,7 +72,7 @@ def up(params_file: str | Path, scenario: str | None = None, workdir: str | Path
        time_scale: float | None = None, timeout_s: float = 90.0, tied_to_me: bool = False) -> dict[str, Any]:
     """Start a sandbox; return ``state.json`` plus ``params_file`` (the effective parameters)."""
     params_file = Path(params_file).resolve()
-    load_params(params_file)  # fail on bad parameters before spawning anything
+    base = load_params(params_file)  # fail on bad parameters before spawning anything
     scenario = scenario or base.target.scenario
     if not scenario:
         raise EnvironmentError_(f"{params_file}: target.scenario: no scenario given; pass one (e.g. issue-1278)")

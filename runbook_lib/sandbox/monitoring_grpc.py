@@ -18,8 +18,6 @@ In a blackout the call is accepted and never answered: it ends at the client's d
 """
 from __future__ import annotations
 
-from runbook_lib.util.stats import percentile
-
 import asyncio
 import base64
 import datetime as dt
@@ -34,6 +32,7 @@ from google.cloud.monitoring_v3 import types as mt
 
 from runbook_lib.errors import RunbookError
 from runbook_lib.sandbox.metrics import MetricStore, Point, Series
+from runbook_lib.util.stats import percentile
 
 SERVICE = "google.monitoring.v3.MetricService"
 Aligner = mt.Aggregation.Aligner
@@ -244,8 +243,8 @@ def _reduce(rows: list[tuple[Series, list[Aligned], int, int]], reducer: int, gr
                 raise MonitoringFault(grpc.StatusCode.INVALID_ARGUMENT,
                                       f"The sandbox does not implement the reducer {Reducer(reducer).name}.")
             reduced.append(Aligned(end, end, v))
-        resource = {f.split(".")[-1]: v for f, v in zip(group_by, values) if f.startswith("resource.")}
-        metric = {f.split(".")[-1]: v for f, v in zip(group_by, values) if f.startswith("metric.")}
+        resource = {f.split(".")[-1]: v for f, v in zip(group_by, values, strict=True) if f.startswith("resource.")}
+        metric = {f.split(".")[-1]: v for f, v in zip(group_by, values, strict=True) if f.startswith("metric.")}
         out.append((resource, metric, members[0][0].key.resource_type, reduced, kind, vtype))
     return out
 

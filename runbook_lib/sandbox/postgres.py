@@ -246,7 +246,7 @@ def _trusted_stage(path: Path) -> bool:
 def _mirror(src: Path, dst: Path) -> None:
     """Hard-link every file of ``src`` under ``dst`` (copy when linking fails); folders 0755,
     files readable (and, when executable, runnable) by everyone."""
-    for dirpath, dirnames, filenames in os.walk(src):
+    for dirpath, _dirnames, filenames in os.walk(src):
         rel = Path(dirpath).relative_to(src)
         (dst / rel).mkdir(parents=True, exist_ok=True)
         os.chmod(dst / rel, 0o755)

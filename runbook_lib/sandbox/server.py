@@ -36,13 +36,12 @@ from psycopg import sql
 
 from runbook_lib import redact
 from runbook_lib.errors import RunbookError
-from runbook_lib.params import Params
-from runbook_lib.params import Endpoints
+from runbook_lib.params import Endpoints, Params
 from runbook_lib.sandbox.emulator import APIS, Emulator
 from runbook_lib.sandbox.faultproxy import FaultProxy
-from runbook_lib.sandbox.pg_tls import PgTlsFront
 from runbook_lib.sandbox.metrics import BackendsUnavailable, MetricsSampler, MetricStore, Names
 from runbook_lib.sandbox.monitoring_grpc import MonitoringServer
+from runbook_lib.sandbox.pg_tls import PgTlsFront
 from runbook_lib.sandbox.pki import LocalCA
 from runbook_lib.sandbox.postgres import SUPERUSER, PostgresServer
 from runbook_lib.sandbox.scenario import Scenario

@@ -260,10 +260,6 @@ class StagingServices:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    async def ensure_schema(self) -> None:
-        """Create the tables through the database factory (the fault proxy path)."""
-        await self._with_db(create_schema)
-
     # -- TLS -------------------------------------------------------------------------------
     def _issue_certificates(self) -> dict[CertKind, ssl.SSLContext]:
         domains = [self.frontend_domain, self.api_domain]

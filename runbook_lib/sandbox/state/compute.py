@@ -22,8 +22,21 @@ import datetime as dt
 import re
 from typing import Any
 
-from runbook_lib.sandbox.state.common import (ACTOR, COMPUTE, ELSEWHERE_IP, LB_IP, ApiFault, Base, Call, bad_request, fingerprint,
-                     last, merge, not_found, num_id)
+from runbook_lib.sandbox.state.common import (
+    ACTOR,
+    COMPUTE,
+    ELSEWHERE_IP,
+    LB_IP,
+    ApiFault,
+    Base,
+    Call,
+    bad_request,
+    fingerprint,
+    last,
+    merge,
+    not_found,
+    num_id,
+)
 
 # Google's rejections for serverless NEG backend services, as the API words them (quoted in
 # terraform-google-modules/terraform-google-lb-http#358 and #149, both "googleapi: Error 400 ..., invalid").
@@ -112,12 +125,6 @@ class Compute(Base):
     @property
     def serverless(self) -> bool:
         return self.scenario.load_balancer.topology == "serverless"
-
-    def backend_service_of(self, run_service: str) -> str | None:
-        for i, bs in enumerate(self.params.load_balancer.backend_services):
-            if self._run_service_for(i) == run_service:
-                return bs
-        return None
 
     def _run_service_for(self, i: int) -> str:
         services = self.params.cloud_run.services

@@ -12,7 +12,7 @@ import os
 import re
 from typing import Any
 
-from runbook_lib.sandbox.state.common import SQL_PRIVATE_IP, SQLADMIN, ACTOR, ApiFault, Base, bad_request, merge
+from runbook_lib.sandbox.state.common import ACTOR, SQL_PRIVATE_IP, SQLADMIN, ApiFault, Base, bad_request, merge
 
 
 class SqlAdmin(Base):
