@@ -34,7 +34,7 @@ from runbook_lib.params import Params, dump_params, load_params
 MIN_FREE_BYTES = 64 * 1024 * 1024   # a report is a few MiB; less free space than this fails up front
 SCAN_LIMIT = 256 * 1024 * 1024      # files larger than this are not scanned but named as a failure
 
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"  # <checkout>/notebooks (this is runbook_lib/run/)
 log = logging.getLogger("runbook.run")
 
 
