@@ -54,10 +54,13 @@ test: install-test lint-workflows
 # Static checks (configuration in pyproject.toml): ruff (pyflakes, import order, bugbear, syntax
 # errors) over the package, tests and benchmarks; vulture (dead code; paths and whitelist in
 # [tool.vulture]); deptry (imports of runbook_lib against the declared dependencies).
+# All three run, so one pass lists every finding; the target fails if any of them did.
 lint: install-test
-	$(BIN)/ruff check runbook_lib tests bench
-	$(BIN)/vulture
-	$(BIN)/deptry runbook_lib
+	@status=0; \
+	$(BIN)/ruff check runbook_lib tests bench || status=1; \
+	$(BIN)/vulture || status=1; \
+	$(BIN)/deptry runbook_lib || status=1; \
+	exit $$status
 
 # GitHub Actions security linter, offline (no GitHub API calls): pinned actions, no persisted
 # checkout credentials, per-job permissions.
