@@ -169,10 +169,9 @@ def _error_line(text: str) -> None:
 
 
 def cmd_run(args) -> int:
-    from runbook_lib.run.report import NOTEBOOKS, PHASES, PHASE_NUMBERS
-    from runbook_lib.run.runner import run
-
     from runbook_lib.render.terminal import closing_lines
+    from runbook_lib.run.report import NOTEBOOKS, PHASE_NUMBERS, PHASES
+    from runbook_lib.run.runner import run
 
     phases = PHASES if args.phase == "all" else (PHASE_NUMBERS[args.phase],)
     # a progress bar is for a terminal; in CI logs (not a TTY) the per-phase lines are the progress

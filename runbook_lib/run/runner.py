@@ -12,8 +12,8 @@ executed notebooks included (``_AtomicNotebookIO``); the kernels get a minimal e
 from __future__ import annotations
 
 import contextlib
-import json
 import errno
+import json
 import logging
 import os
 import tempfile
@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from runbook_lib import redact
-
+from runbook_lib.errors import RunbookError, RunError
+from runbook_lib.evidence import atomic_write_json, atomic_write_text
+from runbook_lib.gather.environment import target_running
+from runbook_lib.params import Params, dump_params, load_params
 from runbook_lib.run import report
 from runbook_lib.util.childenv import minimal_env, names_from_params
-from runbook_lib.errors import RunError, RunbookError
-from runbook_lib.gather.environment import target_running
-from runbook_lib.evidence import atomic_write_json, atomic_write_text
-from runbook_lib.params import Params, dump_params, load_params
 
 MIN_FREE_BYTES = 64 * 1024 * 1024   # a report is a few MiB; less free space than this fails up front
 SCAN_LIMIT = 256 * 1024 * 1024      # files larger than this are not scanned but named as a failure
