@@ -37,3 +37,11 @@ _.admitted_at
 _.closed_at
 _.bytes_up
 _.bytes_down
+
+# Typed views of recorded Google responses that the parser tests read (tests/gcp): the view is the
+# documented shape, kept whole even where the runbook reads only part of it today.
+ForwardingRule      # compute.ForwardingRule (tests/gcp/test_gcp_parsers.py, test_gcp_gather.py)
+_.port_range
+_.unhealthy         # BackendHealth.unhealthy
+_.etag              # run.Service.etag
+traffic_to          # run.traffic_to: the rollback body (tests/e2e/test_cloud_run_remediation.py)

@@ -45,7 +45,7 @@ API = PRODUCT.api
 KEY = "networkmanagement.connectivityTest"
 DELETE_KEY = "networkmanagement.connectivityTest.delete"
 
-REACHABLE, UNREACHABLE, AMBIGUOUS, UNDETERMINED = "REACHABLE", "UNREACHABLE", "AMBIGUOUS", "UNDETERMINED"
+REACHABLE, UNREACHABLE = "REACHABLE", "UNREACHABLE"  # also AMBIGUOUS, UNDETERMINED: neither is a pass
 DELETE_DEADLINE_S = 30.0
 # The port Cloud SQL for PostgreSQL listens on at its private IP (cloudsql.port is where the probe
 # dials, which a proxy or the sandbox may move; the instance's own port does not change).

@@ -277,10 +277,6 @@ class Service(Resource):
         return [e for c in self.containers for e in c.get("env") or [] if "value" in e or "valueShape" in e]
 
     @property
-    def env_names(self) -> list[str]:
-        return [e.get("name", "") for e in self.env]
-
-    @property
     def timeout_s(self) -> float:
         return duration_s(self.template.get("timeout")) or DEFAULT_TIMEOUT_S
 
