@@ -24,7 +24,7 @@ GATHER_ONLY = ("cloudsql.probe_samples", "cloudsql.probe_concurrency", "golden_p
 # the views a notebook displayed, per phase name, for this kernel only (see Phase.refresh)
 _VIEWS: dict[str, dict[str, tuple[str, tuple, dict]]] = {}
 
-DEFAULT_REPORT_DIR = Path(__file__).resolve().parent.parent / "reports" / "interactive"
+DEFAULT_REPORT_DIR = Path(__file__).resolve().parents[2] / "reports" / "interactive"  # repository root
 
 
 class Phase:
