@@ -22,7 +22,7 @@ import json
 import os
 import re
 import tempfile
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -240,10 +240,6 @@ def atomic_write_text(path: Path, content: str) -> bytes:
         Path(tmp).unlink(missing_ok=True)
         raise
     return data
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 if __name__ == "__main__":

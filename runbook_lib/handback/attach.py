@@ -48,6 +48,7 @@ import httpx
 from runbook_lib import redact
 from runbook_lib.errors import GitHubError
 from runbook_lib.params import LabelChange, Params, load_params
+from runbook_lib.util import clock
 
 DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
@@ -105,7 +106,7 @@ def attach(
 
     if notify not in quiet.MODES:
         raise GitHubError(f"--notify: expected one of {', '.join(quiet.MODES)}, got {notify!r}")
-    now = now or datetime.now(timezone.utc)
+    now = now or clock.utc_now()
     token = token or os.environ.get("GITHUB_TOKEN") or None
     redact.register(token)
     report = read_report(Path(run_dir))

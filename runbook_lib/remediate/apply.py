@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import socket
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,9 @@ from runbook_lib.params import Params
 from runbook_lib.secret_input import read_env_file
 from runbook_lib.remediate import kinds
 from runbook_lib.remediate.plan import Action, Plan
+from runbook_lib.util import clock
+
+AUDIT_TIMESPEC = "milliseconds"  # audit events of one action can be milliseconds apart
 
 
 class AuditEvent(BaseModel):
@@ -112,19 +114,19 @@ async def apply_plan(api: ApiClient, plan: Plan, params: Params, *, audit_file: 
         save()
         for action in plan.actions:
             if action.manual:
-                report.audit.append(AuditEntry(action=action.id, at=_now(), outcome="manual", rollback=action.rollback))
+                report.audit.append(AuditEntry(action=action.id, at=clock.iso_now(AUDIT_TIMESPEC), outcome="manual", rollback=action.rollback))
                 continue
-            entry = AuditEntry(action=action.id, at=_now(), outcome="unchanged", rollback=action.rollback)
+            entry = AuditEntry(action=action.id, at=clock.iso_now(AUDIT_TIMESPEC), outcome="unchanged", rollback=action.rollback)
             report.audit.append(entry)
             try:
                 await _apply_action(Step(api, params, entry, save), action, values)
             except kinds.Deferred as exc:
                 entry.outcome, entry.error = "pending", redact.text(str(exc))
                 entry.after = entry.before
-                entry.events.append(AuditEvent(at=_now(), event="deferred", detail=entry.error))
+                entry.events.append(AuditEvent(at=clock.iso_now(AUDIT_TIMESPEC), event="deferred", detail=entry.error))
             except (ApiError, RemediationError) as exc:
                 entry.outcome, entry.error = "failed", redact.text(str(exc))
-                entry.events.append(AuditEvent(at=_now(), event="failed", detail=entry.error))
+                entry.events.append(AuditEvent(at=clock.iso_now(AUDIT_TIMESPEC), event="failed", detail=entry.error))
                 report.mode = "failed"
                 report.message = f"stopped at {action.id}: {entry.error}"
                 report.rollback = [e.rollback for e in report.audit if e.outcome == "applied" and e.rollback]
@@ -155,7 +157,7 @@ class Step:
         self.first_poll_s = max(0.02, min(1.0, params.target.time_scale))
 
     def event(self, event: str, *, request: str = "", status: str = "", detail: str = "") -> None:
-        self.entry.events.append(AuditEvent(at=_now(), event=event, request=request, status=status,
+        self.entry.events.append(AuditEvent(at=clock.iso_now(AUDIT_TIMESPEC), event=event, request=request, status=status,
                                             detail=redact.text(detail)))
         self._save()
 
@@ -256,7 +258,7 @@ class TargetLock:
         self.holder_path = folder / f"{key}.holder.json"
         self.audit_path = folder / f"{key}.audit.json"
         self.target = f"{params.target.name} (project {params.project})"
-        self.holder = {"pid": os.getpid(), "host": socket.gethostname(), "plan": plan.id, "since": _now()}
+        self.holder = {"pid": os.getpid(), "host": socket.gethostname(), "plan": plan.id, "since": clock.iso_now(AUDIT_TIMESPEC)}
         self.previous: dict | None = None
         self._lock = None
 
@@ -414,5 +416,3 @@ def _write(path: Path | None, report: ApplyReport) -> None:
         atomic_write_json(path, report.model_dump(mode="json"))
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
