@@ -48,7 +48,7 @@ class TargetRun:
 def new_fleet_id() -> str:
     import secrets
 
-    return f"{clock.stampclock.iso_now()}-{secrets.token_hex(3)}"
+    return f"{clock.stamp_now()}-{secrets.token_hex(3)}"
 
 
 def fleet_dir(out: Path, fleet_id: str) -> Path:

@@ -41,8 +41,6 @@ from runbook_lib.remediate import kinds
 from runbook_lib.remediate.plan import Action, Plan
 from runbook_lib.util import clock
 
-AUDIT_TIMESPEC = "milliseconds"  # audit events of one action can be milliseconds apart
-
 
 class AuditEvent(BaseModel):
     at: str
@@ -114,19 +112,21 @@ async def apply_plan(api: ApiClient, plan: Plan, params: Params, *, audit_file: 
         save()
         for action in plan.actions:
             if action.manual:
-                report.audit.append(AuditEntry(action=action.id, at=clock.iso_now(AUDIT_TIMESPEC), outcome="manual", rollback=action.rollback))
+                report.audit.append(AuditEntry(action=action.id, at=clock.iso_now("milliseconds"), outcome="manual",
+                                               rollback=action.rollback))
                 continue
-            entry = AuditEntry(action=action.id, at=clock.iso_now(AUDIT_TIMESPEC), outcome="unchanged", rollback=action.rollback)
+            entry = AuditEntry(action=action.id, at=clock.iso_now("milliseconds"), outcome="unchanged",
+                               rollback=action.rollback)
             report.audit.append(entry)
             try:
                 await _apply_action(Step(api, params, entry, save), action, values)
             except kinds.Deferred as exc:
                 entry.outcome, entry.error = "pending", redact.text(str(exc))
                 entry.after = entry.before
-                entry.events.append(AuditEvent(at=clock.iso_now(AUDIT_TIMESPEC), event="deferred", detail=entry.error))
+                entry.events.append(AuditEvent(at=clock.iso_now("milliseconds"), event="deferred", detail=entry.error))
             except (ApiError, RemediationError) as exc:
                 entry.outcome, entry.error = "failed", redact.text(str(exc))
-                entry.events.append(AuditEvent(at=clock.iso_now(AUDIT_TIMESPEC), event="failed", detail=entry.error))
+                entry.events.append(AuditEvent(at=clock.iso_now("milliseconds"), event="failed", detail=entry.error))
                 report.mode = "failed"
                 report.message = f"stopped at {action.id}: {entry.error}"
                 report.rollback = [e.rollback for e in report.audit if e.outcome == "applied" and e.rollback]
@@ -157,8 +157,8 @@ class Step:
         self.first_poll_s = max(0.02, min(1.0, params.target.time_scale))
 
     def event(self, event: str, *, request: str = "", status: str = "", detail: str = "") -> None:
-        self.entry.events.append(AuditEvent(at=clock.iso_now(AUDIT_TIMESPEC), event=event, request=request, status=status,
-                                            detail=redact.text(detail)))
+        self.entry.events.append(AuditEvent(at=clock.iso_now("milliseconds"), event=event, request=request,
+                                            status=status, detail=redact.text(detail)))
         self._save()
 
     async def send(self, call: ApiCall) -> dict:
@@ -258,7 +258,8 @@ class TargetLock:
         self.holder_path = folder / f"{key}.holder.json"
         self.audit_path = folder / f"{key}.audit.json"
         self.target = f"{params.target.name} (project {params.project})"
-        self.holder = {"pid": os.getpid(), "host": socket.gethostname(), "plan": plan.id, "since": clock.iso_now(AUDIT_TIMESPEC)}
+        self.holder = {"pid": os.getpid(), "host": socket.gethostname(), "plan": plan.id,
+                       "since": clock.iso_now("milliseconds")}
         self.previous: dict | None = None
         self._lock = None
 
