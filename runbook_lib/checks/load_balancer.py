@@ -17,8 +17,8 @@ from runbook_lib.params import Params
 from runbook_lib.probes.base import ProbeResult
 from runbook_lib.results import CheckResult, Severity
 from runbook_lib.checks._util import (
-    FAIL, PASS, SKIP, WARN, Maker, domain_label, first_failed, fmt_limit, fmt_s, path_slug, percentile, plural,
-    safe_id, unavailable, usable,
+    FAIL, PASS, SKIP, WARN, Maker, domain_label, first_failed, fmt_limit, fmt_s, latency_s, on_wire, path_slug,
+    percentile, plural, safe_id, time_scale, unavailable, usable,
 )
 
 make = Maker("load_balancer", Severity.high)
@@ -319,26 +319,26 @@ def endpoint_keys(ev: Evidence, params: Params) -> list[tuple[str, str, str]]:
 
 
 def endpoint_results(ev: Evidence, params: Params) -> list[CheckResult]:
-    out = []
-    for key, domain, path in endpoint_keys(ev, params):
-        out.append(endpoint(key, domain, path, ev.probes.get(key), params))
-    return out
+    scale = time_scale(ev)
+    return [endpoint(key, domain, path, ev.probes.get(key), params, scale)
+            for key, domain, path in endpoint_keys(ev, params)]
 
 
-def endpoint(key: str, domain: str, path: str, samples: list[ProbeResult] | None, params: Params) -> CheckResult:
+def endpoint(key: str, domain: str, path: str, samples: list[ProbeResult] | None, params: Params,
+             scale: float) -> CheckResult:
     cid = f"lb.endpoint.{domain_label(domain)}.{path_slug(path)}"
     title = f"https://{domain}{path} answers 200 in time"
-    scale, limit = params.target.time_scale, params.thresholds.health_response_s
+    limit = params.thresholds.health_response_s
     expected = f"HTTP 200 within {fmt_limit(limit, scale)}"
     if not samples:
         return make(cid, title, SKIP, expected=expected, evidence=[key], reason=f"no HTTP probe recorded for {key}")
     bad = first_failed(samples)
-    durations = [s.wire_s for s in samples]  # network time; our own event loop's queueing is not the LB's
+    durations = [latency_s(s) for s in samples]
     slowest = percentile(durations, 100)
     statuses = sorted({str(s.info.get("status", s.info.get("status_code", "-"))) for s in samples})
     observed = f"status {', '.join(statuses)}; slowest {fmt_s(slowest, scale)}" + (
         f"; {sum(not s.ok for s in samples)}/{len(samples)} failed" if bad else "")
-    if bad is None and slowest < params.scaled(limit):
+    if bad is None and slowest < on_wire(limit, scale):
         return make(cid, title, PASS, observed=observed, expected=expected, evidence=[key], upstream=["certificates"])
     why = (f"{bad.reason.value if bad.reason else 'error'}: {bad.detail}" if bad
            else f"slower than {limit:g} s")
