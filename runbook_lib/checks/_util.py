@@ -64,13 +64,18 @@ def unavailable(make: Maker, id: str, title: str, record: ApiRecord | MetricReco
     """The result of a check whose evidence could not be read: SKIP when the API is disabled (or the
     collector was told not to run), ERROR otherwise; never PASS, never missing."""
     if record is None:
-        return make(id, title, ERROR, expected=expected, evidence=[key], severity=severity,
-                    reason=f"no evidence recorded for {key} (the collector did not run or crashed)")
-    error = record.error
-    kind, message = (error.kind, error.message) if error else ("error", "the read failed without a message")
+        return make(id, title, ERROR, expected=expected, evidence=[key], severity=severity, reason=unread(record, key))
+    kind = record.error.kind if record.error else "error"
     status = SKIP if kind in ("api_disabled", "skipped") else ERROR
     return make(id, title, status, observed=f"{kind}: could not read {key}", expected=expected,
-                reason=message, evidence=[key], severity=severity)
+                reason=unread(record, key), evidence=[key], severity=severity)
+
+
+def unread(record: ApiRecord | MetricRecord | None, key: str) -> str:
+    """Why ``key``'s evidence cannot be used, in one line (for a result that needs it only in part)."""
+    if record is None:
+        return f"no evidence recorded for {key} (the collector did not run or crashed)"
+    return record.error.message if record.error else "the read failed without a message"
 
 
 def safe_id(part: str) -> str:

@@ -18,7 +18,7 @@ from runbook_lib.probes.base import ProbeResult
 from runbook_lib.results import CheckResult, Severity
 from runbook_lib.checks._util import (
     FAIL, PASS, SKIP, WARN, Maker, domain_label, first_failed, fmt_limit, fmt_s, latency_s, on_wire, path_slug,
-    percentile, plural, safe_id, time_scale, unavailable, usable,
+    percentile, plural, safe_id, time_scale, unavailable, unread, usable,
 )
 
 make = Maker("load_balancer", Severity.high)
@@ -146,8 +146,7 @@ def serverless_targets(svc: BackendService, ev: Evidence, params: Params) -> Che
     if services is None:
         return make(cid, title, WARN, observed=observed, expected=expected, evidence=[SERVICES, NEGS, run.KEY],
                     reason="the NEGs are serverless and in the right region, but whether their Cloud Run services "
-                           "exist could not be read: " + (run_rec.error.message if run_rec is not None and run_rec.error
-                                                          else f"no {run.KEY} evidence"))
+                           "exist could not be read: " + unread(run_rec, run.KEY))
     return make(cid, title, PASS, observed=observed, expected=expected, evidence=[SERVICES, NEGS, run.KEY])
 
 
