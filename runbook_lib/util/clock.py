@@ -27,6 +27,15 @@ def iso_now(timespec: str = "seconds") -> str:
     return iso(utc_now(), timespec)
 
 
+def readable(iso: str) -> str:
+    """An ISO 8601 time recorded earlier as a person reads it (``2026-12-01 17:30 UTC``); a value that
+    does not parse is shown as it is."""
+    try:
+        return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return iso or "time unknown"
+
+
 def stamp_now() -> str:
     """Now as a compact sortable stamp for folder and fleet ids (``20261201T173000Z``)."""
     return utc_now().strftime(STAMP)
