@@ -2,7 +2,8 @@
 
 The network seam is ``RoutingBackend``: it applies ``connect_to`` overrides (TLS server name and
 ``Host`` stay the URL's host, like ``curl --connect-to``) and times DNS separately from TCP.
-``make_async_client`` gives the same routing and trust to ordinary httpx calls (login, history).
+``make_async_client`` gives the same routing and trust to ordinary httpx calls (login, history)
+through ``RoutingTransport``, an httpx transport on the same kind of httpcore pool as the probe.
 """
 from __future__ import annotations
 

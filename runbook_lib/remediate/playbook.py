@@ -2,7 +2,8 @@
 
 One rule per component, same shape: ``rule(failing, evidence, params) -> list[Action]``. The
 requests come from the product modules (``gcp/*.py``); this file decides *which* and records the
-rollback from the state the evidence shows now.
+rollback from the state the evidence shows now. Right after each rule, ``kinds.register`` says what
+"already in effect" means for the kinds of action it creates, so the applier has no per-kind code.
 """
 from __future__ import annotations
 
