@@ -23,8 +23,6 @@ Time and latency follow one rule in every check:
 """
 from __future__ import annotations
 
-from runbook_lib.util.stats import percentile  # noqa: F401  (re-exported for the check modules)
-
 import re
 from collections import Counter
 from datetime import datetime
@@ -33,6 +31,7 @@ from typing import Iterable, Sequence
 from runbook_lib.evidence import ApiRecord, Evidence, MetricRecord
 from runbook_lib.probes.base import ProbeResult
 from runbook_lib.results import CheckResult, Severity, Status
+from runbook_lib.util.stats import percentile  # noqa: F401  (re-exported for the check modules)
 
 PASS, WARN, FAIL, ERROR, SKIP = Status.PASS, Status.WARN, Status.FAIL, Status.ERROR, Status.SKIP
 
