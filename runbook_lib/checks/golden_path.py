@@ -117,7 +117,7 @@ def _chat(ev: Evidence, params: Params, scale: float) -> list[CheckResult]:
                       remediation="a cut WebSocket usually means the backend service timeout is too short "
                                   "(lb.*.timeout); otherwise " + FIX, evidence=key))
     elif got != wanted:
-        first = next(i for i, (a, b) in enumerate(zip(got, wanted)) if a != b)
+        first = next(i for i, (a, b) in enumerate(zip(got, wanted, strict=False)) if a != b)
         out.append(_r("golden.events", "Agent events arrive in order", Status.FAIL, observed=", ".join(got),
                       expected=", ".join(wanted), reason=f"out of order: {got[first]} arrived where {wanted[first]} was expected",
                       remediation="the application emits events out of order; hand back to the development team", evidence=key))

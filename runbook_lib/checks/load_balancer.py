@@ -70,7 +70,7 @@ def backend_results(ev: Evidence, params: Params, serverless: dict[str, BackendS
         ids = (f"lb.{safe_id(name)}.timeout", f"lb.{safe_id(name)}.health")
         titles = (f"{name} timeout tolerates startup and WebSockets", f"{name} backends are healthy")
         if not usable(rec):
-            out += [unavailable(make, i, t, rec, SERVICES) for i, t in zip(ids, titles)]
+            out += [unavailable(make, i, t, rec, SERVICES) for i, t in zip(ids, titles, strict=True)]
             continue
         svc = by_name.get(name)
         if svc is None:
@@ -235,7 +235,7 @@ def health_check_results(ev: Evidence, params: Params,
         titles = [f"{name} tolerates a {params.load_balancer.startup_s} s startup", f"{name} probes {path}",
                   f"{name} policy"]
         if not usable(rec):
-            out += [unavailable(make, i, t, rec, CHECKS) for i, t in zip(ids, titles)]
+            out += [unavailable(make, i, t, rec, CHECKS) for i, t in zip(ids, titles, strict=True)]
             continue
         hc = by_name.get(name)
         if hc is None:
@@ -243,7 +243,7 @@ def health_check_results(ev: Evidence, params: Params,
                             evidence=[CHECKS], reason=f"health check {name} does not exist in {params.project}",
                             remediation=f"create it: `{_create_gcloud(params, name)}`"))
             out += [make(i, t, SKIP, evidence=[CHECKS], reason=f"health check {name} does not exist")
-                    for i, t in zip(ids[1:], titles[1:])]
+                    for i, t in zip(ids[1:], titles[1:], strict=True)]
             continue
         out += [tolerance(ids[0], titles[0], hc, params), request_path(ids[1], titles[1], hc, path, params),
                 policy(ids[2], titles[2], hc, params)]

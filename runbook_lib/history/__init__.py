@@ -123,8 +123,6 @@ INDEX_RUNS = 200   # the all-runs table of index.html lists the newest ones; the
 def index_sections(root: Path, *, last: int = 20, limit: int = INDEX_RUNS) -> tuple[list[RunRecord], str, list[str]]:
     """For reports/index.html: the newest ``limit`` runs (newest first), the trend sections per
     target, and notes (unreadable folders; how many older runs the table leaves out)."""
-    from runbook_lib.history.trends import as_html, db_line_of, trend
-
     try:
         return _index_sections(root, last, limit)
     except sqlite3.Error as exc:   # a locked or broken catalog must not stop a run; the page says so

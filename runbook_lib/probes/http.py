@@ -106,8 +106,10 @@ class RoutingBackend(httpcore.AsyncNetworkBackend):
 
 
 def connection_pool(net: NetContext, backend: RoutingBackend,
-                    limits: httpx.Limits = httpx.Limits()) -> httpcore.AsyncConnectionPool:
-    """The httpcore pool both the probe and ``RoutingTransport`` use: ``net``'s trust, ``backend``'s dialling."""
+                    limits: httpx.Limits | None = None) -> httpcore.AsyncConnectionPool:
+    """The httpcore pool both the probe and ``RoutingTransport`` use: ``net``'s trust, ``backend``'s dialling
+    (no limits unless given)."""
+    limits = limits or httpx.Limits()
     return httpcore.AsyncConnectionPool(
         ssl_context=net.ssl_context(),
         max_connections=limits.max_connections,
@@ -165,7 +167,7 @@ class RoutingTransport(httpx.AsyncBaseTransport):
     the pool itself (timeouts and other extensions pass through as httpx sets them).
     """
 
-    def __init__(self, net: NetContext, limits: httpx.Limits = httpx.Limits()):
+    def __init__(self, net: NetContext, limits: httpx.Limits | None = None):
         self._connections = connection_pool(net, RoutingBackend(net), limits)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

@@ -55,7 +55,7 @@ async def detach_ready(
             managed = compute.SslCertificate.from_json(rec.body)
             if managed.managed_status == "ACTIVE":
                 results = await asyncio.gather(*(probe(f"{d}:443", net, params.deadlines.probe_s) for d in domains))
-                ok, why = managed_served(dict(zip(domains, results)), managed, legacy_certs)
+                ok, why = managed_served(dict(zip(domains, results, strict=True)), managed, legacy_certs)
                 if ok:
                     return True, why
             else:
