@@ -22,7 +22,7 @@ import json
 import os
 import re
 import tempfile
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -159,14 +159,18 @@ def _digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def _read_json(path: Path, limit: int) -> Any:
+def _read_bytes(path: Path, limit: int, missing: str) -> bytes:
+    """The file's bytes, bounded by ``limit``; any refusal is one ``EvidenceError`` line naming it."""
     try:
-        data = safeio.read_bytes(path, limit)
+        return safeio.read_bytes(path, limit)
     except FileNotFoundError:
-        raise EvidenceError(f"{path}: missing from the recorded evidence") from None
+        raise EvidenceError(f"{path}: {missing}") from None
     except ValueError as exc:
         raise EvidenceError(f"{path}: {exc}") from None
-    return _parse(path, data)
+
+
+def _read_json(path: Path, limit: int) -> Any:
+    return _parse(path, _read_bytes(path, limit, "missing from the recorded evidence"))
 
 
 def _parse(path: Path, data: bytes) -> Any:
@@ -180,12 +184,7 @@ def _parse(path: Path, data: bytes) -> Any:
 
 def _read_record(folder: Path, rel: str, expected: Any, *, verify: bool = True) -> Any:
     path = folder / rel
-    try:
-        data = safeio.read_bytes(path, RECORD_LIMIT)
-    except FileNotFoundError:
-        raise EvidenceError(f"{path}: listed in the manifest but missing") from None
-    except ValueError as exc:
-        raise EvidenceError(f"{path}: {exc}") from None
+    data = _read_bytes(path, RECORD_LIMIT, "listed in the manifest but missing")
     if verify and expected is None:
         raise EvidenceError(f"{path}: the manifest records no hash for it; the evidence is incomplete or was edited")
     if verify and _digest(data) != expected:
@@ -206,7 +205,6 @@ def reseal(folder: str | Path) -> Path:
     """Re-save a bundle through ``save`` (fresh hashes) after a deliberate edit of recorded
     fixtures: ``python -m runbook_lib.evidence reseal examples/evidence/issue-1278/diagnose``."""
     return Evidence.load(folder, verify=False).save(folder)
-
 
 
 def file_key(key: str) -> str:
@@ -240,10 +238,6 @@ def atomic_write_text(path: Path, content: str) -> bytes:
         Path(tmp).unlink(missing_ok=True)
         raise
     return data
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import yaml
 
 from github_fake import FakeGitHub
 from runbook_lib.handback import attach as attach_mod
+from runbook_lib.handback import github as github_client
 from runbook_lib.handback.attach import attach, report_marker
 from runbook_lib.errors import GitHubError
 from runbook_lib.redact import MASK
@@ -55,7 +56,7 @@ def no_ambient_github(monkeypatch):
     # A developer's or CI's own settings must not leak into the tests, and retries must not sleep.
     monkeypatch.delenv("GITHUB_TOKEN", raising=False)
     monkeypatch.delenv("GITHUB_API_URL", raising=False)
-    monkeypatch.setattr(attach_mod, "RETRY_BACKOFF_S", 0.0)
+    monkeypatch.setattr(github_client, "RETRY_BACKOFF_S", 0.0)
 
 
 def run_attach(run_dir: Path, github: FakeGitHub, **kw):
@@ -245,12 +246,12 @@ def test_server_errors_are_retried_then_reported(tmp_path, github):
     assert str(err.value) == (
         f"GitHub failed GET /repos/{REPO}/issues/{ISSUE} with HTTP 500 after 3 attempts (Server Error); retry later"
     )
-    assert len(github.requests) == attach_mod.ATTEMPTS
+    assert len(github.requests) == github_client.ATTEMPTS
 
 
 def test_a_silent_github_hits_the_deadline(tmp_path, github, monkeypatch):
-    monkeypatch.setattr(attach_mod, "TIMEOUT_S", 0.2)
-    monkeypatch.setattr(attach_mod, "ATTEMPTS", 1)
+    monkeypatch.setattr(github_client, "TIMEOUT_S", 0.2)
+    monkeypatch.setattr(github_client, "ATTEMPTS", 1)
     github.delay_s = 3.0
     run = write_report(tmp_path / "run", healthy=True)
     with pytest.raises(GitHubError) as err:

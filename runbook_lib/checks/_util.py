@@ -1,19 +1,37 @@
 """Helpers the check modules share: building results, failed records, time and name formatting.
 
 Nothing here does I/O or reads the clock; ``now`` always comes from the evidence.
+
+Time and latency follow one rule in every check:
+
+* **The time scale is the evidence's** (``time_scale(ev)``, recorded in ``meta.time_scale`` when
+  the evidence was gathered): a sandbox recorded at 0.05 is judged at 0.05 on replay whatever the
+  replay's parameters say. Never ``params.target.time_scale`` in a check.
+* **Thresholds are real-world seconds.** ``on_wire(limit, scale)`` is the same limit in measured
+  seconds (what a sample is compared with); ``real(measured, scale)`` turns a measurement back into
+  real-world seconds (for ``measurements``, which history compares across runs); ``fmt_s`` and
+  ``fmt_limit`` show both.
+* **A sample's latency is ``latency_s(sample)``: wire time for a sample that succeeded, total time
+  for one that failed.** Wire time (``ProbeResult.wire_s``) is the sum of the protocol's timed phases
+  (resolve, connect, tls, ...): the network's and the peer's time, without the gaps in which the
+  probe waited for its own event loop (dozens of probes share one loop, and on a busy two-core
+  runner those gaps reach seconds that are not the target's fault). A failed sample has no complete
+  set of phases (a timeout ends mid-phase, and that phase is not recorded), so its latency is the
+  time until it gave up, which is what a client would have waited; it counts in the percentiles
+  and, separately, as a failure. A sample with no timed phase at all (the golden path's HTTP steps)
+  has wire time = total time.
 """
 from __future__ import annotations
-
-from runbook_lib.util.stats import percentile  # noqa: F401  (re-exported for the check modules)
 
 import re
 from collections import Counter
 from datetime import datetime
 from typing import Iterable, Sequence
 
-from runbook_lib.evidence import ApiRecord, MetricRecord
+from runbook_lib.evidence import ApiRecord, Evidence, MetricRecord
 from runbook_lib.probes.base import ProbeResult
 from runbook_lib.results import CheckResult, Severity, Status
+from runbook_lib.util.stats import percentile  # noqa: F401  (re-exported for the check modules)
 
 PASS, WARN, FAIL, ERROR, SKIP = Status.PASS, Status.WARN, Status.FAIL, Status.ERROR, Status.SKIP
 
@@ -45,13 +63,18 @@ def unavailable(make: Maker, id: str, title: str, record: ApiRecord | MetricReco
     """The result of a check whose evidence could not be read: SKIP when the API is disabled (or the
     collector was told not to run), ERROR otherwise; never PASS, never missing."""
     if record is None:
-        return make(id, title, ERROR, expected=expected, evidence=[key], severity=severity,
-                    reason=f"no evidence recorded for {key} (the collector did not run or crashed)")
-    error = record.error
-    kind, message = (error.kind, error.message) if error else ("error", "the read failed without a message")
+        return make(id, title, ERROR, expected=expected, evidence=[key], severity=severity, reason=unread(record, key))
+    kind = record.error.kind if record.error else "error"
     status = SKIP if kind in ("api_disabled", "skipped") else ERROR
     return make(id, title, status, observed=f"{kind}: could not read {key}", expected=expected,
-                reason=message, evidence=[key], severity=severity)
+                reason=unread(record, key), evidence=[key], severity=severity)
+
+
+def unread(record: ApiRecord | MetricRecord | None, key: str) -> str:
+    """Why ``key``'s evidence cannot be used, in one line (for a result that needs it only in part)."""
+    if record is None:
+        return f"no evidence recorded for {key} (the collector did not run or crashed)"
+    return record.error.message if record.error else "the read failed without a message"
 
 
 def safe_id(part: str) -> str:
@@ -71,6 +94,26 @@ def path_slug(path: str) -> str:
     return "root" if slug == "x" else slug
 
 
+def time_scale(ev: Evidence) -> float:
+    """The speed the target ran at when ``ev`` was gathered (1.0 in real time)."""
+    return ev.meta.time_scale or 1.0
+
+
+def on_wire(real_seconds: float, time_scale: float) -> float:
+    """A real-world threshold in measured seconds."""
+    return real_seconds * time_scale
+
+
+def real(measured_seconds: float, time_scale: float) -> float:
+    """A measurement in real-world seconds."""
+    return measured_seconds / time_scale
+
+
+def latency_s(sample: ProbeResult) -> float:
+    """The latency of one probe sample, by the rule in the module docstring."""
+    return sample.wire_s if sample.ok else sample.total_s
+
+
 def fmt_s(seconds: float, time_scale: float) -> str:
     """Measured seconds, with the real-world equivalent when the target runs faster."""
     text = f"{seconds:.2f} s"
@@ -85,8 +128,6 @@ def fmt_limit(real_seconds: float, time_scale: float) -> str:
     if time_scale != 1:
         text += f" ({real_seconds * time_scale:.2f} s on the wire at time scale {time_scale:g})"
     return text
-
-
 
 
 def reasons_counted(samples: Iterable[ProbeResult]) -> str:

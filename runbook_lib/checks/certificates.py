@@ -151,7 +151,7 @@ def expiry(cid: str, title: str, domain: str, ev: Evidence, cert: dict, params: 
     not_after, not_before = parse_time(cert.get("not_after")), parse_time(cert.get("not_before"))
     expected = f"valid for more than {d.expiry_warn_days} days"
     if not_after is None:
-        return make(cid, title, ERROR, expected=expected, evidence=evidence, measurements=numbers,
+        return make(cid, title, ERROR, expected=expected, evidence=evidence,
                     reason=f"the certificate's expiry date could not be read ({cert.get('not_after')!r})")
     left = days_between(not_after, ev.now)
     observed = f"expires {not_after:%Y-%m-%d %H:%M} UTC ({fmt_days(left)} left)"

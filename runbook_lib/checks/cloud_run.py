@@ -14,8 +14,9 @@ from runbook_lib.gcp import run
 from runbook_lib.gcp.run import Service
 from runbook_lib.params import Params
 from runbook_lib.results import CheckResult, Severity
-from runbook_lib.util.stats import percentile
-from runbook_lib.checks._util import FAIL, PASS, SKIP, WARN, Maker, plural, safe_id, unavailable, usable
+from runbook_lib.checks._util import (
+    FAIL, PASS, SKIP, WARN, Maker, percentile, plural, real, safe_id, time_scale, unavailable, usable,
+)
 
 make = Maker("cloud_run", Severity.high)
 KEY = run.KEY
@@ -169,9 +170,8 @@ def startup_seconds(ev: Evidence, service: str) -> tuple[float, str] | None:
     values = [p.v * (1.0 if s.unit == "s" else 0.001) for s in chosen for p in s.points]  # Google: milliseconds
     if not values:
         return None
-    scale = ev.meta.time_scale or 1.0
     which = f"revision {serving}" if current else "all revisions"
-    return percentile(values, 95) / scale, f"measured p95 of {which}, {plural(len(values), 'point')} ({STARTUP_KEY})"
+    return real(percentile(values, 95), time_scale(ev)), f"measured p95 of {which}, {plural(len(values), 'point')} ({STARTUP_KEY})"
 
 
 def startup(cid: str, title: str, svc: Service, params: Params, ev: Evidence) -> CheckResult:

@@ -12,8 +12,8 @@ from runbook_lib.params import Params
 from runbook_lib.probes.base import ProbeResult, Reason
 from runbook_lib.results import CheckResult, Severity
 from runbook_lib.checks._util import (
-    FAIL, PASS, SKIP, WARN, Maker, first_failed, fmt_limit, fmt_s, percentile, reasons_counted,
-    unavailable, usable,
+    FAIL, PASS, SKIP, WARN, Maker, first_failed, fmt_limit, fmt_s, latency_s, on_wire, percentile, real,
+    reasons_counted, time_scale, unavailable, usable,
 )
 
 KEY = sqladmin.KEY
@@ -180,7 +180,7 @@ def _not_serving(ev: Evidence) -> str:
 def connect(ev: Evidence, params: Params) -> CheckResult:
     cid, title = "sql.connect", "Database connections are established in time"
     samples: list[ProbeResult] = ev.probes.get(PROBE) or []
-    scale = params.target.time_scale
+    scale = time_scale(ev)
     limit = params.thresholds.db_connect_s
     expected = f"every sample connects; p95 under {fmt_limit(limit, scale)}"
     if not samples:
@@ -195,15 +195,16 @@ def connect(ev: Evidence, params: Params) -> CheckResult:
                            "connector (connector.path has the path as Google analyses it)",
                     remediation=_measure_inside(params))
     n = len(samples)
-    durations = [s.total_s for s in samples]
+    durations = [latency_s(s) for s in samples]
     p50, p95, worst = percentile(durations, 50), percentile(durations, 95), max(durations)
     failed = [s for s in samples if not s.ok]
     timeouts = sum(1 for s in failed if s.reason is Reason.timeout)
     others = len(failed) - timeouts
     observed = (f"{n} samples: p95 {fmt_s(p95, scale)}, p50 {p50:.2f} s, max {worst:.2f} s; "
                 f"{timeouts}/{n} timed out" + (f", {others} other failures" if others else ""))
-    slow = p95 >= params.scaled(limit)
-    numbers = {"p50_s": p50 / scale, "p95_s": p95 / scale, "max_s": worst / scale, "failed": float(len(failed))}
+    slow = p95 >= on_wire(limit, scale)
+    numbers = {"p50_s": real(p50, scale), "p95_s": real(p95, scale), "max_s": real(worst, scale),
+               "failed": float(len(failed))}
     if not failed and not slow:
         return make(cid, title, PASS, observed=observed, expected=expected, evidence=[PROBE], upstream=["connector"],
                     measurements=numbers)

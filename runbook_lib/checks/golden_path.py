@@ -11,8 +11,7 @@ import statistics
 from runbook_lib.evidence import Evidence
 from runbook_lib.params import Params
 from runbook_lib.results import CheckResult, Severity, Status
-from runbook_lib.checks._util import Maker
-from runbook_lib.util.stats import percentile
+from runbook_lib.checks._util import Maker, latency_s, on_wire, percentile, real, time_scale
 
 COMPONENT = "golden_path"
 UPSTREAM = ["connector", "cloudsql", "certificates", "load_balancer", "secrets", "cloud_run"]
@@ -26,7 +25,7 @@ def _r(id_: str, title: str, status: Status, *, observed: str = "", expected: st
 
 
 def _secs(measured: float, scale: float) -> str:
-    return f"{measured:.2f} s" + (f" (= {measured / scale:.1f} s real)" if scale != 1 else "")
+    return f"{measured:.2f} s" + (f" (= {real(measured, scale):.1f} s real)" if scale != 1 else "")
 
 
 FIX = "fix the failing infrastructure checks above first, then re-run phase 3"
@@ -35,7 +34,7 @@ FIX = "fix the failing infrastructure checks above first, then re-run phase 3"
 def evaluate(ev: Evidence, params: Params) -> list[CheckResult]:
     if not any(k.startswith("golden.") for k in ev.probes):
         return []  # phase 1 does not walk the golden path
-    scale = ev.meta.time_scale or 1.0
+    scale = time_scale(ev)
     out: list[CheckResult] = []
     login = (ev.probes.get("golden.login") or [None])[0]
     if login is None or not login.ok:
@@ -48,9 +47,9 @@ def evaluate(ev: Evidence, params: Params) -> list[CheckResult]:
             out.append(_r(cid, title, Status.SKIP, reason=skip, evidence=[]))
         out.append(_startup(ev, params))  # measured by Cloud Monitoring, whatever the login did
         return out
-    out.append(_r("golden.login", "A user can log in", Status.PASS, observed=f"token issued in {_secs(login.total_s, scale)}",
+    out.append(_r("golden.login", "A user can log in", Status.PASS, observed=f"token issued in {_secs(latency_s(login), scale)}",
                   expected="HTTP 200 with a token", evidence=["golden.login"],
-                  measurements={"login_s": login.total_s / scale}))
+                  measurements={"login_s": real(latency_s(login), scale)}))
     out.extend(_chat(ev, params, scale))
     out.append(_history(ev))
     out.extend(_requests(ev, params, scale))
@@ -90,10 +89,10 @@ def _startup(ev: Evidence, params: Params) -> CheckResult:
 def _chat(ev: Evidence, params: Params, scale: float) -> list[CheckResult]:
     ws = (ev.probes.get("golden.chat") or [None])[0]
     key = ["golden.chat"]
-    limit = params.scaled(params.thresholds.ws_connect_s)
+    limit = on_wire(params.thresholds.ws_connect_s, scale)
     if ws is None:
         return [_r("golden.websocket", "WebSocket connects", Status.ERROR, reason="the WebSocket step did not run", evidence=key)]
-    connect = sum(ws.phases.get(p, 0.0) for p in ("resolve", "connect", "tls", "upgrade"))
+    connect = sum(ws.phases.get(p, 0.0) for p in ("resolve", "connect", "tls", "upgrade"))  # the handshake's wire time
     upgraded = ws.info.get("status") == 101
     out = []
     if not upgraded:
@@ -118,7 +117,7 @@ def _chat(ev: Evidence, params: Params, scale: float) -> list[CheckResult]:
                       remediation="a cut WebSocket usually means the backend service timeout is too short "
                                   "(lb.*.timeout); otherwise " + FIX, evidence=key))
     elif got != wanted:
-        first = next(i for i, (a, b) in enumerate(zip(got, wanted)) if a != b)
+        first = next(i for i, (a, b) in enumerate(zip(got, wanted, strict=False)) if a != b)
         out.append(_r("golden.events", "Agent events arrive in order", Status.FAIL, observed=", ".join(got),
                       expected=", ".join(wanted), reason=f"out of order: {got[first]} arrived where {wanted[first]} was expected",
                       remediation="the application emits events out of order; hand back to the development team", evidence=key))
@@ -149,9 +148,9 @@ def _requests(ev: Evidence, params: Params, scale: float) -> list[CheckResult]:
     key = ["golden.requests"]
     if not reqs:
         return [_r("golden.api_latency", "API responses < 5 s", Status.SKIP, reason="no API requests were made", evidence=key)]
-    times = [r.total_s for r in reqs]
+    times = [latency_s(r) for r in reqs]
     p95 = percentile(times, 95)
-    limit = params.scaled(params.thresholds.api_response_s)
+    limit = on_wire(params.thresholds.api_response_s, scale)
     bad = [r for r in reqs if not r.ok]
     rate = 100.0 * len(bad) / len(reqs)
     out = [
@@ -161,7 +160,7 @@ def _requests(ev: Evidence, params: Params, scale: float) -> list[CheckResult]:
            expected=f"p95 < {params.thresholds.api_response_s:g} s",
            reason="" if p95 < limit else "API responses are slower than the threshold",
            remediation="" if p95 < limit else FIX, evidence=key,
-           measurements={"p50_s": statistics.median(times) / scale, "p95_s": p95 / scale}),
+           measurements={"p50_s": real(statistics.median(times), scale), "p95_s": real(p95, scale)}),
     ]
     reasons = sorted({(r.reason.value if r.reason else "error") for r in bad})
     ok = rate < params.thresholds.error_rate_pct

@@ -17,8 +17,8 @@ from runbook_lib.params import Params
 from runbook_lib.probes.base import ProbeResult
 from runbook_lib.results import CheckResult, Severity
 from runbook_lib.checks._util import (
-    FAIL, PASS, SKIP, WARN, Maker, domain_label, first_failed, fmt_limit, fmt_s, path_slug, percentile, plural,
-    safe_id, unavailable, usable,
+    FAIL, PASS, SKIP, WARN, Maker, domain_label, first_failed, fmt_limit, fmt_s, latency_s, on_wire, path_slug,
+    percentile, plural, safe_id, time_scale, unavailable, unread, usable,
 )
 
 make = Maker("load_balancer", Severity.high)
@@ -70,7 +70,7 @@ def backend_results(ev: Evidence, params: Params, serverless: dict[str, BackendS
         ids = (f"lb.{safe_id(name)}.timeout", f"lb.{safe_id(name)}.health")
         titles = (f"{name} timeout tolerates startup and WebSockets", f"{name} backends are healthy")
         if not usable(rec):
-            out += [unavailable(make, i, t, rec, SERVICES) for i, t in zip(ids, titles)]
+            out += [unavailable(make, i, t, rec, SERVICES) for i, t in zip(ids, titles, strict=True)]
             continue
         svc = by_name.get(name)
         if svc is None:
@@ -146,8 +146,7 @@ def serverless_targets(svc: BackendService, ev: Evidence, params: Params) -> Che
     if services is None:
         return make(cid, title, WARN, observed=observed, expected=expected, evidence=[SERVICES, NEGS, run.KEY],
                     reason="the NEGs are serverless and in the right region, but whether their Cloud Run services "
-                           "exist could not be read: " + (run_rec.error.message if run_rec is not None and run_rec.error
-                                                          else f"no {run.KEY} evidence"))
+                           "exist could not be read: " + unread(run_rec, run.KEY))
     return make(cid, title, PASS, observed=observed, expected=expected, evidence=[SERVICES, NEGS, run.KEY])
 
 
@@ -236,7 +235,7 @@ def health_check_results(ev: Evidence, params: Params,
         titles = [f"{name} tolerates a {params.load_balancer.startup_s} s startup", f"{name} probes {path}",
                   f"{name} policy"]
         if not usable(rec):
-            out += [unavailable(make, i, t, rec, CHECKS) for i, t in zip(ids, titles)]
+            out += [unavailable(make, i, t, rec, CHECKS) for i, t in zip(ids, titles, strict=True)]
             continue
         hc = by_name.get(name)
         if hc is None:
@@ -244,7 +243,7 @@ def health_check_results(ev: Evidence, params: Params,
                             evidence=[CHECKS], reason=f"health check {name} does not exist in {params.project}",
                             remediation=f"create it: `{_create_gcloud(params, name)}`"))
             out += [make(i, t, SKIP, evidence=[CHECKS], reason=f"health check {name} does not exist")
-                    for i, t in zip(ids[1:], titles[1:])]
+                    for i, t in zip(ids[1:], titles[1:], strict=True)]
             continue
         out += [tolerance(ids[0], titles[0], hc, params), request_path(ids[1], titles[1], hc, path, params),
                 policy(ids[2], titles[2], hc, params)]
@@ -319,26 +318,26 @@ def endpoint_keys(ev: Evidence, params: Params) -> list[tuple[str, str, str]]:
 
 
 def endpoint_results(ev: Evidence, params: Params) -> list[CheckResult]:
-    out = []
-    for key, domain, path in endpoint_keys(ev, params):
-        out.append(endpoint(key, domain, path, ev.probes.get(key), params))
-    return out
+    scale = time_scale(ev)
+    return [endpoint(key, domain, path, ev.probes.get(key), params, scale)
+            for key, domain, path in endpoint_keys(ev, params)]
 
 
-def endpoint(key: str, domain: str, path: str, samples: list[ProbeResult] | None, params: Params) -> CheckResult:
+def endpoint(key: str, domain: str, path: str, samples: list[ProbeResult] | None, params: Params,
+             scale: float) -> CheckResult:
     cid = f"lb.endpoint.{domain_label(domain)}.{path_slug(path)}"
     title = f"https://{domain}{path} answers 200 in time"
-    scale, limit = params.target.time_scale, params.thresholds.health_response_s
+    limit = params.thresholds.health_response_s
     expected = f"HTTP 200 within {fmt_limit(limit, scale)}"
     if not samples:
         return make(cid, title, SKIP, expected=expected, evidence=[key], reason=f"no HTTP probe recorded for {key}")
     bad = first_failed(samples)
-    durations = [s.wire_s for s in samples]  # network time; our own event loop's queueing is not the LB's
+    durations = [latency_s(s) for s in samples]
     slowest = percentile(durations, 100)
     statuses = sorted({str(s.info.get("status", s.info.get("status_code", "-"))) for s in samples})
     observed = f"status {', '.join(statuses)}; slowest {fmt_s(slowest, scale)}" + (
         f"; {sum(not s.ok for s in samples)}/{len(samples)} failed" if bad else "")
-    if bad is None and slowest < params.scaled(limit):
+    if bad is None and slowest < on_wire(limit, scale):
         return make(cid, title, PASS, observed=observed, expected=expected, evidence=[key], upstream=["certificates"])
     why = (f"{bad.reason.value if bad.reason else 'error'}: {bad.detail}" if bad
            else f"slower than {limit:g} s")

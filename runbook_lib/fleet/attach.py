@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import TextIO
 
 from runbook_lib import redact
+from runbook_lib.handback.attach import comment_body
+from runbook_lib.handback.github import REPO_RE, GitHub, Urls, api_base
 from runbook_lib.errors import GitHubError
-from runbook_lib.handback.attach import REPO_RE, _api_base, _GitHub, _Urls, comment_body
 
 
 def fleet_marker(issue: int, manifest: str) -> str:
@@ -34,7 +35,7 @@ def attach_fleet(fdir: Path, *, repo: str, issue: int, report_url: str | None, d
         raise GitHubError(f"{fdir}: no fleet roll-up here ({exc}); run `runbook fleet rollup` first") from None
     marker = fleet_marker(issue, doc.get("manifest", "fleet"))
     body = comment_body(marker, summary, report_url)
-    urls = _Urls(_api_base(None), repo, issue)
+    urls = Urls(api_base(None), repo, issue)
     if dry_run:
         out.write(redact.text(f"Dry run: would post {len(body)} characters on {repo}#{issue} "
                               f"(updating the comment marked {marker} if there is one)\n{doc['line']}\n"))
@@ -43,7 +44,7 @@ def attach_fleet(fdir: Path, *, repo: str, issue: int, report_url: str | None, d
     if not token:
         raise GitHubError(f"set GITHUB_TOKEN (a token with issues:write on {repo})")
     redact.register(token)
-    with _GitHub(urls, token) as gh:
+    with GitHub(urls, token) as gh:
         existing = gh.find_comment(marker)
         url = gh.update_comment(existing, body) if existing is not None else gh.create_comment(body)
     out.write(redact.text(f"Fleet comment {'updated' if existing else 'created'} on {repo}#{issue}: {url}\n"))

@@ -18,13 +18,13 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Sequence
 
 from runbook_lib.errors import ParameterError
 from runbook_lib.evidence import atomic_write_json
 from runbook_lib.fleet.manifest import Fleet, LoadedTarget
+from runbook_lib.util import clock
 
 FLEET_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 DEFAULT_TARGET_TIMEOUT_S = 3600.0
@@ -48,7 +48,7 @@ class TargetRun:
 def new_fleet_id() -> str:
     import secrets
 
-    return f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+    return f"{clock.stamp_now()}-{secrets.token_hex(3)}"
 
 
 def fleet_dir(out: Path, fleet_id: str) -> Path:
@@ -92,7 +92,7 @@ def run_target(target: LoadedTarget, *, fdir: Path, out: Path, phase: str = "all
         argv += ["-p", o]
     log_path = fdir / "targets" / f"{target.name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    result = TargetRun(name=target.name, index=target.index, started_at=_now(), runner=runner_info())
+    result = TargetRun(name=target.name, index=target.index, started_at=clock.iso_now(), runner=runner_info())
     started = time.monotonic()
     with open(log_path, "w") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -112,7 +112,7 @@ def run_target(target: LoadedTarget, *, fdir: Path, out: Path, phase: str = "all
             if live is not None:
                 live.discard(proc)
     result.wall_s = round(time.monotonic() - started, 2)
-    result.finished_at = _now()
+    result.finished_at = clock.iso_now()
     text = log_path.read_text(errors="replace")
     report = [ln.removeprefix("Report: ").strip() for ln in text.splitlines() if ln.startswith("Report: ")]
     if report:
@@ -190,7 +190,7 @@ def run_all(fleet: Fleet, targets: Sequence[LoadedTarget], *, fdir: Path, out: P
                              live=live)
         except Exception as exc:  # could not even start the process: that target failed, the rest go on
             run = TargetRun(name=t.name, index=t.index, exit_code=2, error=f"could not start: {exc}"[:500],
-                            started_at=_now(), finished_at=_now(), runner=runner_info())
+                            started_at=clock.iso_now(), finished_at=clock.iso_now(), runner=runner_info())
             atomic_write_json(marker_path(fdir, t.name), asdict(run))
         progress.finish(run)
         return run
@@ -210,5 +210,3 @@ def run_all(fleet: Fleet, targets: Sequence[LoadedTarget], *, fdir: Path, out: P
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")

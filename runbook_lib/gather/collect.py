@@ -9,11 +9,12 @@ import asyncio
 import time
 from typing import Any, Awaitable, Callable
 
-from runbook_lib.evidence import ApiRecord, ErrorInfo, Evidence, Meta, utcnow
+from runbook_lib.evidence import ApiRecord, ErrorInfo, Evidence, Meta
 from runbook_lib.params import Params
 from runbook_lib.probes import dns, http, postgres, tcp, tls
 from runbook_lib.probes.base import ProbeResult
 from runbook_lib.secret_input import read_value
+from runbook_lib.util import clock
 
 
 def probe_plan(params: Params, net, *, db_host: str | None) -> dict[str, Callable[[], Awaitable[Any]]]:
@@ -46,7 +47,7 @@ async def gather(env, phase: str, *, golden_path: bool = False) -> Evidence:
     from runbook_lib.gcp import compute, monitoring, networkmanagement, run, secretmanager, sqladmin, vpcaccess
 
     params: Params = env.params
-    started, now = time.perf_counter(), utcnow()
+    started, now = time.perf_counter(), clock.utc_now()
     net = env.net()
     api = env.api()
 
@@ -74,7 +75,7 @@ async def gather(env, phase: str, *, golden_path: bool = False) -> Evidence:
         sql_task = asyncio.ensure_future(product_jobs.pop("sqladmin"))
         if not sql_host:
             sql_records: dict[str, ApiRecord] = await sql_task
-            sql_host = _private_ip(sql_records.get("sqladmin.instance"))
+            sql_host = database_host(sql_records.get("sqladmin.instance"))
         probes = probe_plan(params, net, db_host=sql_host)
         tasks = {name: asyncio.ensure_future(job) for name, job in product_jobs.items()}
         probe_tasks = {key: asyncio.ensure_future(job()) for key, job in probes.items()}
@@ -103,10 +104,10 @@ async def gather(env, phase: str, *, golden_path: bool = False) -> Evidence:
     return Evidence(meta=meta, api=api_records, probes=probe_records, metrics=metrics)
 
 
-def _private_ip(record: ApiRecord | None) -> str | None:
+def database_host(record: ApiRecord | None) -> str | None:
+    """The instance's PRIVATE address from a ``sqladmin.instance`` record (None if unread or absent)."""
     if record is None or not record.ok or not isinstance(record.body, dict):
         return None
-    for addr in record.body.get("ipAddresses", []):
-        if addr.get("type") == "PRIVATE":
-            return addr.get("ipAddress")
-    return None
+    from runbook_lib.gcp.sqladmin import Instance
+
+    return Instance.from_json(record.body).private_ip

@@ -72,9 +72,9 @@ class NetworkEnvironment:
 
         host = self.params.cloudsql.host
         if not host and evidence is not None:
-            from runbook_lib.gather.collect import _private_ip
+            from runbook_lib.gather.collect import database_host
 
-            host = _private_ip(evidence.api.get("sqladmin.instance"))
+            host = database_host(evidence.api.get("sqladmin.instance"))
         jobs = probe_plan(self.params, self.net(), db_host=host)
         if key not in jobs:
             raise EnvironmentError_(f"no probe {key!r}; choose one of: {', '.join(jobs)}")

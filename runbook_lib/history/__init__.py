@@ -20,6 +20,7 @@ from typing import Any
 from runbook_lib.history.catalog import Catalog, SyncReport, open_synced
 from runbook_lib.history.compare import Comparison, compare
 from runbook_lib.history.runs import RunRecord, UnreadableRun, checks_of, read_run
+from runbook_lib.util import clock
 
 log = logging.getLogger("runbook.history")
 
@@ -89,7 +90,7 @@ def since_last_run_view(phase) -> Any:
 
     results = phase.results.to_records() if phase.results is not None else []
     target = phase.params.target.name
-    current = RunRecord(dir=Path(phase.report_dir).name, target=target, started=_now_iso(phase),
+    current = RunRecord(dir=Path(phase.report_dir).name, target=target, started=_evidence_time(phase),
                         state="INCOMPLETE", phases=[phase.name], final_phase=phase.name, verdict=None,
                         line="", critical=None, time_scale=phase.params.target.time_scale,
                         checks=checks_of(results, f"phase {phase.name}"))
@@ -110,9 +111,10 @@ def since_last_run_view(phase) -> Any:
     return _View()
 
 
-def _now_iso(phase) -> str:
+def _evidence_time(phase) -> str:
+    """When the phase's evidence was collected (the recorded time on replay), not the wall clock."""
     ev = getattr(phase, "evidence", None)
-    return ev.now.isoformat() if ev is not None else ""
+    return clock.iso(ev.now, "auto") if ev is not None else ""
 
 
 INDEX_RUNS = 200   # the all-runs table of index.html lists the newest ones; the catalog keeps them all
@@ -121,8 +123,6 @@ INDEX_RUNS = 200   # the all-runs table of index.html lists the newest ones; the
 def index_sections(root: Path, *, last: int = 20, limit: int = INDEX_RUNS) -> tuple[list[RunRecord], str, list[str]]:
     """For reports/index.html: the newest ``limit`` runs (newest first), the trend sections per
     target, and notes (unreadable folders; how many older runs the table leaves out)."""
-    from runbook_lib.history.trends import as_html, db_line_of, trend
-
     try:
         return _index_sections(root, last, limit)
     except sqlite3.Error as exc:   # a locked or broken catalog must not stop a run; the page says so

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Callable
 
 from runbook_lib.history.runs import RunRecord
+from runbook_lib.util import clock
 
 # (absolute floor, relative share of the larger value): a change must exceed both to count.
 # Durations are real-world seconds; a 1 s floor keeps sandbox jitter (0.05 s on the wire = 1 s
@@ -80,7 +81,7 @@ class Comparison:
     def headline(self) -> str:
         if self.base is None:
             return f"Since the last run: {self.note or 'no earlier completed run to compare with'}"
-        when = _when(self.base.get("started", ""))
+        when = clock.readable(self.base.get("started", ""))
         parts = [f"{len(self.newly_failing)} newly failing", f"{len(self.fixed)} fixed",
                  f"{len(self.still_failing)} still failing"]
         if self.moved:
@@ -106,13 +107,6 @@ class Comparison:
                    changed=[Change(**c) for c in d.get("changed", [])],
                    moved=[Moved(**{k: v for k, v in m.items() if k != "delta"}) for m in d.get("moved", [])],
                    note=d.get("note", ""))
-
-
-def _when(iso: str) -> str:
-    try:
-        return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M UTC")
-    except ValueError:
-        return iso or "time unknown"
 
 
 def _days_between(a: str, b: str) -> float:

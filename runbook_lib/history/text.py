@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import html
 
-from runbook_lib.history.compare import Change, Comparison, Moved, _when
+from runbook_lib.history.compare import Change, Comparison, Moved
+from runbook_lib.util import clock
 
 MAX_LISTED = 25   # per list in Markdown (the issue comment); the terminal and HTML list everything
 
@@ -22,7 +23,7 @@ def moved_text(m: Moved) -> str:
 
 def _change(c: Change, kind: str) -> str:
     if kind == "still_failing":
-        since = f"since {_when(c.since or '')}" + (f", {c.runs} runs in a row" if c.runs else "")
+        since = f"since {clock.readable(c.since or '')}" + (f", {c.runs} runs in a row" if c.runs else "")
         return f"{c.id} {c.after} ({since})"
     return f"{c.id} {c.before or 'not run'} -> {c.after or 'not run'}"
 

@@ -62,7 +62,8 @@ class ProbeResult(BaseModel):
     @property
     def wire_s(self) -> float:
         """Time spent in the protocol's phases: ``total_s`` less the gaps in which the probe waited
-        for its own (busy) event loop. Latency thresholds judge this, not our scheduling."""
+        for its own (busy) event loop. Checks judge this for a sample that succeeded (the latency
+        rule in ``checks/_util.py``), not our scheduling."""
         return sum(self.phases.values()) if any(self.phases.values()) else self.total_s
 
 

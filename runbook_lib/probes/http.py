@@ -2,7 +2,8 @@
 
 The network seam is ``RoutingBackend``: it applies ``connect_to`` overrides (TLS server name and
 ``Host`` stay the URL's host, like ``curl --connect-to``) and times DNS separately from TCP.
-``make_async_client`` gives the same routing and trust to ordinary httpx calls (login, history).
+``make_async_client`` gives the same routing and trust to ordinary httpx calls (login, history)
+through ``RoutingTransport``, an httpx transport on the same kind of httpcore pool as the probe.
 """
 from __future__ import annotations
 
@@ -104,19 +105,88 @@ class RoutingBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-class RoutingTransport(httpx.AsyncHTTPTransport):
-    """``httpx.AsyncHTTPTransport`` whose connection pool dials through ``RoutingBackend``."""
+def connection_pool(net: NetContext, backend: RoutingBackend,
+                    limits: httpx.Limits | None = None) -> httpcore.AsyncConnectionPool:
+    """The httpcore pool both the probe and ``RoutingTransport`` use: ``net``'s trust, ``backend``'s dialling
+    (no limits unless given)."""
+    limits = limits or httpx.Limits()
+    return httpcore.AsyncConnectionPool(
+        ssl_context=net.ssl_context(),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=backend,
+    )
 
-    def __init__(self, net: NetContext, limits: httpx.Limits = httpx.Limits()):
-        context = net.ssl_context()
-        super().__init__(verify=context, trust_env=False, limits=limits)
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=RoutingBackend(net),
+
+def _httpx_error(exc: Exception) -> type[httpx.TransportError] | None:
+    """The httpx exception named like ``exc``'s most specific httpcore class (the two share names)."""
+    for cls in type(exc).__mro__:
+        if cls.__module__.startswith("httpcore"):
+            mapped = getattr(httpx, cls.__name__, None)
+            if isinstance(mapped, type) and issubclass(mapped, httpx.TransportError):
+                return mapped
+    return None
+
+
+class _MappedErrors:
+    """Re-raise httpcore's exceptions as httpx's (the cause kept, so ``classify_chain`` sees the root)."""
+
+    def __init__(self, request: httpx.Request):
+        self._request = request
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, _type: Any, exc: BaseException | None, _tb: Any) -> bool:
+        if isinstance(exc, Exception) and not isinstance(exc, httpx.HTTPError):
+            mapped = _httpx_error(exc)
+            if mapped is not None:
+                raise mapped(str(exc), request=self._request) from exc
+        return False
+
+
+class _ResponseStream(httpx.AsyncByteStream):
+    def __init__(self, stream: Any, request: httpx.Request):
+        self._stream, self._request = stream, request
+
+    async def __aiter__(self) -> Any:
+        with _MappedErrors(self._request):
+            async for chunk in self._stream:
+                yield chunk
+
+    async def aclose(self) -> None:
+        if hasattr(self._stream, "aclose"):
+            await self._stream.aclose()
+
+
+class RoutingTransport(httpx.AsyncBaseTransport):
+    """An httpx transport on an httpcore pool that dials through ``RoutingBackend``.
+
+    httpx's own ``AsyncHTTPTransport`` takes no network backend, so this one hands the request to
+    the pool itself (timeouts and other extensions pass through as httpx sets them).
+    """
+
+    def __init__(self, net: NetContext, limits: httpx.Limits | None = None):
+        self._connections = connection_pool(net, RoutingBackend(net), limits)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        assert isinstance(request.stream, httpx.AsyncByteStream)
+        core_request = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(scheme=request.url.raw_scheme, host=request.url.raw_host,
+                             port=request.url.port, target=request.url.raw_path),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
         )
+        with _MappedErrors(request):
+            response = await self._connections.handle_async_request(core_request)
+        return httpx.Response(status_code=response.status, headers=response.headers,
+                              stream=_ResponseStream(response.stream, request), extensions=response.extensions)
+
+    async def aclose(self) -> None:
+        await self._connections.aclose()
 
 
 def make_async_client(net: NetContext, timeout_s: float, **kw: Any) -> httpx.AsyncClient:
@@ -190,9 +260,7 @@ async def probe(
             run.end("processing")
 
     async def steps() -> None:
-        async with httpcore.AsyncConnectionPool(
-            ssl_context=net.ssl_context(), network_backend=backend, max_connections=1
-        ) as pool:
+        async with connection_pool(net, backend, httpx.Limits(max_connections=1)) as pool:
             try:
                 async with pool.stream(
                     method, target, headers=list(request_headers.items()), content=content,

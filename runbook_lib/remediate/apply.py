@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import socket
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +33,13 @@ from pydantic import BaseModel, Field, SecretStr
 from runbook_lib import redact
 from runbook_lib.errors import ApiError, RemediationError
 from runbook_lib.evidence import ApiRecord, atomic_write_json
-from runbook_lib.gcp import sqladmin, vpcaccess
-from runbook_lib.gcp.api import ApiCall, is_operation, last_segment, operation_status
+from runbook_lib.gcp.api import ApiCall, is_operation, operation_status
 from runbook_lib.gcp.client import ApiClient
 from runbook_lib.params import Params
 from runbook_lib.secret_input import read_env_file
 from runbook_lib.remediate import kinds
 from runbook_lib.remediate.plan import Action, Plan
+from runbook_lib.util import clock
 
 
 class AuditEvent(BaseModel):
@@ -113,27 +112,28 @@ async def apply_plan(api: ApiClient, plan: Plan, params: Params, *, audit_file: 
         save()
         for action in plan.actions:
             if action.manual:
-                report.audit.append(AuditEntry(action=action.id, at=_now(), outcome="manual", rollback=action.rollback))
+                report.audit.append(AuditEntry(action=action.id, at=clock.iso_now("milliseconds"), outcome="manual",
+                                               rollback=action.rollback))
                 continue
-            entry = AuditEntry(action=action.id, at=_now(), outcome="unchanged", rollback=action.rollback)
+            entry = AuditEntry(action=action.id, at=clock.iso_now("milliseconds"), outcome="unchanged",
+                               rollback=action.rollback)
             report.audit.append(entry)
             try:
                 await _apply_action(Step(api, params, entry, save), action, values)
             except kinds.Deferred as exc:
                 entry.outcome, entry.error = "pending", redact.text(str(exc))
                 entry.after = entry.before
-                entry.events.append(AuditEvent(at=_now(), event="deferred", detail=entry.error))
+                entry.events.append(AuditEvent(at=clock.iso_now("milliseconds"), event="deferred", detail=entry.error))
             except (ApiError, RemediationError) as exc:
                 entry.outcome, entry.error = "failed", redact.text(str(exc))
-                entry.events.append(AuditEvent(at=_now(), event="failed", detail=entry.error))
+                entry.events.append(AuditEvent(at=clock.iso_now("milliseconds"), event="failed", detail=entry.error))
                 report.mode = "failed"
                 report.message = f"stopped at {action.id}: {entry.error}"
                 report.rollback = [e.rollback for e in report.audit if e.outcome == "applied" and e.rollback]
                 save()
                 return report
             save()  # the audit grows as we go: a crash leaves what happened
-        if any(a.kind == "cert.attach" or a.kind == "cert.create" for a in plan.automatic):
-            await wait_certificate_active(api, params)
+        await _finish(api, params, plan)
         n = len(report.changed)
         report.mode = "applied"
         report.message = (f"applied {n} action{'s' if n != 1 else ''}" if n
@@ -156,8 +156,8 @@ class Step:
         self.first_poll_s = max(0.02, min(1.0, params.target.time_scale))
 
     def event(self, event: str, *, request: str = "", status: str = "", detail: str = "") -> None:
-        self.entry.events.append(AuditEvent(at=_now(), event=event, request=request, status=status,
-                                            detail=redact.text(detail)))
+        self.entry.events.append(AuditEvent(at=clock.iso_now("milliseconds"), event=event, request=request,
+                                            status=status, detail=redact.text(detail)))
         self._save()
 
     async def send(self, call: ApiCall) -> dict:
@@ -189,12 +189,15 @@ class Step:
 
 async def _apply_action(step: Step, action: Action, values: dict[str, str]) -> None:
     kind = kinds.lookup(action.kind)
-    snap = (kind.snapshot if kind and kind.snapshot else _snapshot)
+    snap = kind.snapshot if kind and kind.snapshot else _snapshot
     # read right before writing: what another apply (or a person) did since the plan counts
     before = [await step.read(r.api, r.path) for r in action.reads]
     step.entry.before = [snap(b) for b in before]
-    calls = kind.pending(action, before, step.params) if kind else pending(action, before, step.params)
-    if calls and kind and kind.ready:
+    if kind is None:
+        raise RemediationError(f"no idempotency rule for action kind {action.kind!r} ({action.id}): register it in "
+                               "its rule's module with remediate.kinds.register")
+    calls = kind.pending(action, before, step.params)
+    if calls and kind.ready:
         due, why = await kind.ready(step.api, step.params, action, before)
         if not due:
             raise kinds.Deferred(why)
@@ -207,30 +210,20 @@ async def _apply_action(step: Step, action: Action, values: dict[str, str]) -> N
         step.entry.outcome = "unchanged"
         step.entry.after = step.entry.before
         return
-    if kind and kind.settle:
+    if kind.settle:
         await kind.settle(step, action, answers)
     step.entry.outcome = "applied"
     step.entry.after = [snap(await step.read(r.api, r.path)) for r in action.reads]
 
 
-async def wait_certificate_active(api: ApiClient, params: Params) -> str:
-    """Managed certificates take minutes (sandbox: seconds) to become ACTIVE; wait with backoff, bounded."""
-    import time
-
-    from runbook_lib.gcp import compute
-
-    give_up = time.monotonic() + params.remediation.wait_s
-    status = "unknown"
-    path = compute.global_path(params, f"sslCertificates/{params.load_balancer.certificate_name}")
-    delay = max(0.05, min(1.0, params.remediation.wait_s / 20))
-    while True:
-        rec = await api.read("wait", "compute", path)
-        status = (rec.body or {}).get("managed", {}).get("status", "unknown") if rec.ok else "unknown"
-        remaining = give_up - time.monotonic()
-        if status == "ACTIVE" or remaining <= 0:
-            return status
-        await api.pause(min(delay, remaining))
-        delay = min(delay * 1.5, 10.0)
+async def _finish(api: ApiClient, params: Params, plan: Plan) -> None:
+    """Each distinct ``finish`` of the kinds among the plan's automatic actions, once, in plan order."""
+    done = []
+    for action in plan.automatic:
+        kind = kinds.lookup(action.kind)
+        if kind is not None and kind.finish is not None and kind.finish not in done:
+            done.append(kind.finish)
+            await kind.finish(api, params)
 
 
 # -- one apply per target --------------------------------------------------------------------------
@@ -257,7 +250,8 @@ class TargetLock:
         self.holder_path = folder / f"{key}.holder.json"
         self.audit_path = folder / f"{key}.audit.json"
         self.target = f"{params.target.name} (project {params.project})"
-        self.holder = {"pid": os.getpid(), "host": socket.gethostname(), "plan": plan.id, "since": _now()}
+        self.holder = {"pid": os.getpid(), "host": socket.gethostname(), "plan": plan.id,
+                       "since": clock.iso_now("milliseconds")}
         self.previous: dict | None = None
         self._lock = None
 
@@ -340,44 +334,6 @@ def _read_json(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-# -- idempotency of the kinds not yet registered in ``kinds`` (kept until every rule has moved) ---
-
-def pending(action: Action, before: list[ApiRecord], params: Params) -> list[ApiCall]:
-    state = before[0].body if before and before[0].ok and isinstance(before[0].body, dict) else None
-    kind = action.kind
-    if kind == "connector.resize":
-        c = vpcaccess.Connector.from_json(state or {})
-        ok = (c.min_instances or 0) >= params.connector.min_instances and (c.max_instances or 0) >= params.connector.max_instances
-        return [] if ok else action.calls
-    if kind == "sql.start":
-        inst = sqladmin.Instance.from_json(state or {})
-        return [] if inst.state == "RUNNABLE" and inst.activation_policy == "ALWAYS" else action.calls
-    if kind == "sql.private-network":
-        inst = sqladmin.Instance.from_json(state or {})
-        return [] if last_segment(inst.private_network) == params.cloudsql.network else action.calls
-    if kind == "sql.require-ssl":
-        return [] if sqladmin.Instance.from_json(state or {}).require_ssl else action.calls
-    if kind == "sql.flags":
-        flags = sqladmin.Instance.from_json(state or {}).flags
-        wanted = {f["name"]: f["value"] for f in action.calls[0].body["settings"]["databaseFlags"]}
-        return [] if all(flags.get(k) == v for k, v in wanted.items()) else action.calls
-    if kind == "cert.create":
-        return [] if state is not None else action.calls
-    if kind == "cert.attach":
-        names = [last_segment(u) for u in (state or {}).get("sslCertificates", [])]
-        return [] if params.load_balancer.certificate_name in names else action.calls
-    if kind == "lb.timeout":
-        return [] if (state or {}).get("timeoutSec", 0) >= params.load_balancer.backend_timeout_s else action.calls
-    if kind == "lb.health-check":
-        body = action.calls[0].body or {}
-        same = all((state or {}).get(k) == v for k, v in body.items() if not isinstance(v, dict))
-        nested = all(((state or {}).get(k) or {}).get("requestPath") == v.get("requestPath")
-                     for k, v in body.items() if isinstance(v, dict))
-        return [] if same and nested else action.calls
-    raise RemediationError(f"no idempotency rule for action kind {kind!r} ({action.id}): register it in its "
-                           "rule's module with remediate.kinds.register")
-
-
 async def _read(api: ApiClient, name: str, path: str) -> ApiRecord:
     rec = await api.read("audit", name, path)
     if not rec.ok and rec.error and rec.error.kind != "not_found":
@@ -415,5 +371,3 @@ def _write(path: Path | None, report: ApplyReport) -> None:
         atomic_write_json(path, report.model_dump(mode="json"))
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")

@@ -21,6 +21,7 @@ from runbook_lib.gcp.client import ApiClient
 from runbook_lib.params import Params
 from runbook_lib.probes import tls
 from runbook_lib.probes.base import NetContext, ProbeResult
+from runbook_lib.remediate import kinds
 
 FIRST_DELAY_S, MAX_DELAY_S = 0.5, 10.0
 
@@ -55,7 +56,7 @@ async def detach_ready(
             managed = compute.SslCertificate.from_json(rec.body)
             if managed.managed_status == "ACTIVE":
                 results = await asyncio.gather(*(probe(f"{d}:443", net, params.deadlines.probe_s) for d in domains))
-                ok, why = managed_served(dict(zip(domains, results)), managed, legacy_certs)
+                ok, why = managed_served(dict(zip(domains, results, strict=True)), managed, legacy_certs)
                 if ok:
                     return True, why
             else:
@@ -78,18 +79,31 @@ KIND = "cert.detach-legacy"
 def detach_pending(action, before: list, params: Params) -> list:
     """Idempotency: the detach is still needed while the proxy (``before[0]``) holds a certificate
     outside the list the request sets."""
-    state = before[0].body if before and before[0].ok and isinstance(before[0].body, dict) else None
-    return list(action.calls) if action.calls and legacy_names(action.calls[0].body or {}, state) else []
+    return list(action.calls) if action.calls and legacy_names(action.calls[0].body or {}, kinds.current(before)) else []
 
 
 async def detach_ready_hook(api: ApiClient, params: Params, action, before: list) -> tuple[bool, str]:
     """Before sending: wait (bounded) for the managed certificate to be ACTIVE and served; the
     applier records ``pending`` with the reason when this answers False."""
-    state = before[0].body if before and before[0].ok and isinstance(before[0].body, dict) else None
-    return await detach_ready(api, params, legacy_names(action.calls[0].body or {}, state))
+    return await detach_ready(api, params, legacy_names(action.calls[0].body or {}, kinds.current(before)))
+
+
+async def wait_certificate_active(api: ApiClient, params: Params) -> str:
+    """Managed certificates take minutes (sandbox: seconds) to become ACTIVE; wait with backoff, bounded
+    by ``remediation.wait_s``. The ``finish`` of cert.create and cert.attach (playbook.py)."""
+    give_up = time.monotonic() + params.remediation.wait_s
+    status = "unknown"
+    path = compute.global_path(params, f"sslCertificates/{params.load_balancer.certificate_name}")
+    delay = max(0.05, min(1.0, params.remediation.wait_s / 20))
+    while True:
+        rec = await api.read("wait", "compute", path)
+        status = (rec.body or {}).get("managed", {}).get("status", "unknown") if rec.ok else "unknown"
+        remaining = give_up - time.monotonic()
+        if status == "ACTIVE" or remaining <= 0:
+            return status
+        await api.pause(min(delay, remaining))
+        delay = min(delay * 1.5, 10.0)
 
 
 # Registered with the action kind (remediate/kinds.py): the applier stays generic.
-from runbook_lib.remediate import kinds  # noqa: E402
-
 kinds.register("cert.detach-legacy", pending=detach_pending, ready=detach_ready_hook)

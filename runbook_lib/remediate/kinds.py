@@ -19,13 +19,17 @@ A rule module registers its kinds at import time::
         ``RemediationError`` / ``ApiError`` to fail the action.
     snapshot(record) -> JSON                              (optional)
         The audit's view of a read (default: the redacted body). Cloud Run keeps shapes only.
+    finish(api, params) -> awaitable                      (optional)
+        Runs once after the whole plan went through, when the plan has an automatic action of this
+        kind (kinds that share one ``finish`` run it once): e.g. wait for the managed certificate to
+        become ACTIVE so that the validation phase sees it served.
 
 ``pending`` may raise ``Deferred(reason)``: the action is not due yet (a condition it depends on does
 not hold, e.g. a certificate not ACTIVE); the applier records it as ``pending`` with the reason,
 sends nothing for it, and goes on with the rest of the plan.
 
-Kinds without a registration fall back to ``apply.pending`` (the older switch), which stays
-working until every rule has moved here.
+A kind without a registration cannot be applied: the applier refuses the action (after reading
+its resources, before sending anything) and stops the plan.
 """
 from __future__ import annotations
 
@@ -44,6 +48,7 @@ Pending = Callable[["Action", list[ApiRecord], Params], list[ApiCall]]
 Settle = Callable[["Step", "Action", list[dict]], Awaitable[None]]
 Ready = Callable[[Any, Params, "Action", list[ApiRecord]], Awaitable[tuple[bool, str]]]
 Snapshot = Callable[[ApiRecord], Any]
+Finish = Callable[[Any, Params], Awaitable[Any]]
 
 
 class Deferred(Exception):
@@ -57,15 +62,16 @@ class Kind:
     settle: Settle | None = None
     snapshot: Snapshot | None = None
     ready: Ready | None = None
+    finish: Finish | None = None
 
 
 _KINDS: dict[str, Kind] = {}
 
 
-def register(name: str, *, pending: Pending, settle: Settle | None = None,
-             snapshot: Snapshot | None = None, ready: Ready | None = None) -> Kind:
+def register(name: str, *, pending: Pending, settle: Settle | None = None, snapshot: Snapshot | None = None,
+             ready: Ready | None = None, finish: Finish | None = None) -> Kind:
     """Register (or re-register, on module reload) the behaviour of one action kind."""
-    kind = Kind(name=name, pending=pending, settle=settle, snapshot=snapshot, ready=ready)
+    kind = Kind(name=name, pending=pending, settle=settle, snapshot=snapshot, ready=ready, finish=finish)
     _KINDS[name] = kind
     return kind
 
@@ -76,3 +82,9 @@ def lookup(name: str) -> Kind | None:
 
 def registered() -> list[str]:
     return sorted(_KINDS)
+
+
+def current(before: list[ApiRecord]) -> dict | None:
+    """The first resource of ``action.reads`` as read right now, or None when it is absent or unreadable."""
+    rec = before[0] if before else None
+    return rec.body if rec is not None and rec.ok and isinstance(rec.body, dict) else None

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from runbook_lib.evidence import Evidence
 from runbook_lib.gcp.api import ApiCall
 from runbook_lib.params import Params
-from runbook_lib.results import CheckResult
+from runbook_lib.results import CheckResult, Status
 
 
 class Read(BaseModel):
@@ -90,7 +90,7 @@ def build_plan(results: Iterable[CheckResult], ev: Evidence, params: Params) -> 
     """One action per failing check (several checks may share one action), following the playbook."""
     from runbook_lib.remediate.playbook import RULES
 
-    failing = {r.id: r for r in results if r.status.value in ("FAIL", "ERROR")}
+    failing = {r.id: r for r in results if r.status in (Status.FAIL, Status.ERROR)}
     actions: list[Action] = []
     for rule in RULES:
         for action in rule(failing, ev, params):

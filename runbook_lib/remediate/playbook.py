@@ -2,7 +2,8 @@
 
 One rule per component, same shape: ``rule(failing, evidence, params) -> list[Action]``. The
 requests come from the product modules (``gcp/*.py``); this file decides *which* and records the
-rollback from the state the evidence shows now.
+rollback from the state the evidence shows now. Right after each rule, ``kinds.register`` says what
+"already in effect" means for the kinds of action it creates, so the applier has no per-kind code.
 """
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from runbook_lib.evidence import ApiRecord, Evidence
 from runbook_lib.gcp import compute, run, secretmanager, sqladmin, vpcaccess
 from runbook_lib.gcp.api import ApiCall, describe, last_segment
 from runbook_lib.params import Params
-from runbook_lib.results import CheckResult
-from runbook_lib.remediate import certificate_wait as _certificate_wait  # noqa: F401  (registers cert.detach-legacy)
+from runbook_lib.results import CheckResult, Status
+from runbook_lib.remediate import certificate_wait as _certificate_wait  # also registers cert.detach-legacy
 from runbook_lib.remediate import kinds
 from runbook_lib.remediate.plan import Action, Read
 
@@ -75,6 +76,16 @@ def connector(failing: Failing, ev: Evidence, params: Params) -> list[Action]:
     return out
 
 
+def _connector_resize_pending(action: Action, before: list[ApiRecord], params: Params) -> list[ApiCall]:
+    c = vpcaccess.Connector.from_json(kinds.current(before) or {})
+    ok = ((c.min_instances or 0) >= params.connector.min_instances
+          and (c.max_instances or 0) >= params.connector.max_instances)
+    return [] if ok else action.calls
+
+
+kinds.register("connector.resize", pending=_connector_resize_pending)
+
+
 def cloudsql(failing: Failing, ev: Evidence, params: Params) -> list[Action]:
     out: list[Action] = []
     inst = sqladmin.Instance.from_json(_body(ev, "sqladmin.instance") or {})
@@ -123,6 +134,35 @@ def cloudsql(failing: Failing, ev: Evidence, params: Params) -> list[Action]:
             verify=flags,
         ))
     return out
+
+
+def _instance(before: list[ApiRecord]) -> sqladmin.Instance:
+    return sqladmin.Instance.from_json(kinds.current(before) or {})
+
+
+def _sql_start_pending(action: Action, before: list[ApiRecord], params: Params) -> list[ApiCall]:
+    inst = _instance(before)
+    return [] if inst.state == "RUNNABLE" and inst.activation_policy == "ALWAYS" else action.calls
+
+
+def _sql_private_network_pending(action: Action, before: list[ApiRecord], params: Params) -> list[ApiCall]:
+    return [] if last_segment(_instance(before).private_network) == params.cloudsql.network else action.calls
+
+
+def _sql_require_ssl_pending(action: Action, before: list[ApiRecord], params: Params) -> list[ApiCall]:
+    return [] if _instance(before).require_ssl else action.calls
+
+
+def _sql_flags_pending(action: Action, before: list[ApiRecord], params: Params) -> list[ApiCall]:
+    flags = _instance(before).flags
+    wanted = {f["name"]: f["value"] for f in action.calls[0].body["settings"]["databaseFlags"]}
+    return [] if all(flags.get(k) == v for k, v in wanted.items()) else action.calls
+
+
+kinds.register("sql.start", pending=_sql_start_pending)
+kinds.register("sql.private-network", pending=_sql_private_network_pending)
+kinds.register("sql.require-ssl", pending=_sql_require_ssl_pending)
+kinds.register("sql.flags", pending=_sql_flags_pending)
 
 
 def legacy_certificates(ev: Evidence, params: Params) -> list[str]:
@@ -237,6 +277,21 @@ def with_managed(current: list[str], managed: str) -> list[str]:
     return current if managed in current else [*current, managed]
 
 
+def _cert_create_pending(action: Action, before: list[ApiRecord], params: Params) -> list[ApiCall]:
+    return [] if kinds.current(before) is not None else action.calls
+
+
+def _cert_attach_pending(action: Action, before: list[ApiRecord], params: Params) -> list[ApiCall]:
+    names = [last_segment(u) for u in (kinds.current(before) or {}).get("sslCertificates", [])]
+    return [] if params.load_balancer.certificate_name in names else action.calls
+
+
+# After the plan, wait (bounded) for the managed certificate to be ACTIVE, so that phase 3 sees it.
+# cert.detach-legacy is registered in certificate_wait.py with the condition it waits for.
+kinds.register("cert.create", pending=_cert_create_pending, finish=_certificate_wait.wait_certificate_active)
+kinds.register("cert.attach", pending=_cert_attach_pending, finish=_certificate_wait.wait_certificate_active)
+
+
 def load_balancer(failing: Failing, ev: Evidence, params: Params) -> list[Action]:
     """Instance-group backends only: a serverless-NEG backend service is never PATCHed (Google refuses
     a timeout or a health check on it; what they would fix is the Cloud Run service's, see cloud_run)."""
@@ -297,12 +352,30 @@ def load_balancer(failing: Failing, ev: Evidence, params: Params) -> list[Action
     return out
 
 
+def _lb_timeout_pending(action: Action, before: list[ApiRecord], params: Params) -> list[ApiCall]:
+    return [] if (kinds.current(before) or {}).get("timeoutSec", 0) >= params.load_balancer.backend_timeout_s \
+        else action.calls
+
+
+def _lb_health_check_pending(action: Action, before: list[ApiRecord], params: Params) -> list[ApiCall]:
+    state = kinds.current(before) or {}
+    body = action.calls[0].body or {}
+    same = all(state.get(k) == v for k, v in body.items() if not isinstance(v, dict))
+    nested = all((state.get(k) or {}).get("requestPath") == v.get("requestPath")
+                 for k, v in body.items() if isinstance(v, dict))
+    return [] if same and nested else action.calls
+
+
+kinds.register("lb.timeout", pending=_lb_timeout_pending)
+kinds.register("lb.health-check", pending=_lb_health_check_pending)
+
+
 def secrets(failing: Failing, ev: Evidence, params: Params) -> list[Action]:
     out: list[Action] = []
     present = {s.name for s in secretmanager.secrets_of(_body(ev, "secretmanager.secrets"))}
     for name in params.secrets.required:
         cid = f"secrets.{name}"
-        if cid not in failing or failing[cid].status.value == "ERROR":
+        if cid not in failing or failing[cid].status is Status.ERROR:
             continue
         missing = name not in present
         calls = ([secretmanager.create_secret(params, name)] if missing else []) + [secretmanager.add_version(params, name)]
@@ -352,7 +425,7 @@ def cloud_run(failing: Failing, ev: Evidence, params: Params) -> list[Action]:
     for name in params.cloud_run.services:
         sid = safe_id(name)
         ids = sorted(i for i in failing if i.startswith(f"run.{sid}."))
-        if not ids or any(failing[i].status.value == "ERROR" for i in ids):
+        if not ids or any(failing[i].status is Status.ERROR for i in ids):
             continue
         svc = services.get(name)
         what = {i.rsplit(".", 1)[1]: i for i in ids}
@@ -464,7 +537,7 @@ kinds.register(RUN_KIND, pending=_run_pending, settle=_run_settle, snapshot=_run
 
 def access(failing: Failing, ev: Evidence, params: Params) -> list[Action]:
     """ERROR checks cannot be fixed blind: the first step is to make them observable."""
-    errors = [r for r in failing.values() if r.status.value == "ERROR"]
+    errors = [r for r in failing.values() if r.status is Status.ERROR]
     if not errors:
         return []
     reasons = sorted({r.reason for r in errors})

@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 import os
 import secrets as _random
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from runbook_lib.evidence import atomic_write_json
 from runbook_lib.results import SCHEMA_VERSION, run_status
+from runbook_lib.util import clock
 
 PHASES = ("diagnose", "remediate", "validate")
 NOTEBOOKS = {"diagnose": "01_diagnose", "remediate": "02_remediate", "validate": "03_validate_handback"}
@@ -30,7 +30,7 @@ PHASE_NUMBERS = {"1": "diagnose", "2": "remediate", "3": "validate"}
 def new_run_dir(root: Path, target: str) -> Path:
     """Create a fresh folder; the random suffix and exclusive mkdir make collisions impossible."""
     root.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = clock.stamp_now()
     while True:
         run_dir = root / f"{stamp}-{target}-{_random.token_hex(3)}"
         try:
@@ -43,7 +43,7 @@ def new_run_dir(root: Path, target: str) -> Path:
 
 def write_status(run_dir: Path, state: str, **fields: Any) -> None:
     current = read_status(run_dir)
-    current.update(fields, state=state, updated_at=_iso_now())
+    current.update(fields, state=state, updated_at=clock.iso_now())
     current.setdefault("started_at", current["updated_at"])
     atomic_write_json(run_dir / "status.json", current)
 
@@ -95,8 +95,6 @@ def merge_results(report_dir: Path, target: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def _iso_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def relpath(path: Path, start: Path) -> str:

@@ -28,6 +28,7 @@ from runbook_lib.evidence import atomic_write_json, atomic_write_text
 from runbook_lib.gather.environment import target_running
 from runbook_lib.params import Params, dump_params, load_params
 from runbook_lib.run import report
+from runbook_lib.util import clock
 from runbook_lib.util.childenv import minimal_env, names_from_params
 
 MIN_FREE_BYTES = 64 * 1024 * 1024   # a report is a few MiB; less free space than this fails up front
@@ -284,7 +285,7 @@ def _finish(run_dir: Path, root: Path, params: Params, outcome: RunOutcome) -> N
     verdict = report.final_verdict(phases) or _own_verdict(phases, outcome.phases_done) or {}
     outcome.verdict_line = verdict.get("line", "")
     outcome.healthy = verdict.get("healthy")
-    fields = {"phases_done": outcome.phases_done, "finished_at": report._iso_now()}
+    fields = {"phases_done": outcome.phases_done, "finished_at": clock.iso_now()}
     try:
         # no finished_at yet: the run catalog trusts a finished run's folder without re-reading it
         report.write_status(run_dir, "INCOMPLETE", reason=outcome.error or "finishing: results, summary, secret scan",

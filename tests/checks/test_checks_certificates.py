@@ -115,6 +115,16 @@ def test_expiry_uses_evidence_now():
     assert "expired" in r.observed
 
 
+def test_an_unreadable_expiry_date_is_an_error_with_the_value_not_a_crash():
+    ev = healthy_evidence()
+    cert = {**cert_info([FRONTEND, API]), "not_after": "someday"}
+    ev.probes[f"tls.{API}"] = [probe("tls", f"{API}:443", cert=cert)]
+    rs = results(ev)
+    r = rs.by_id("tls.api-staging.expiry")
+    assert r.status is Status.ERROR and "'someday'" in r.reason
+    assert not any(x.id.endswith(".internal") for x in rs)
+
+
 def test_tcp_refused_skips_later_steps_with_the_reason():
     ev = healthy_evidence()
     ev.probes[f"tcp.{FRONTEND}"] = [probe("tcp", f"{FRONTEND}:443", False, reason=Reason.refused,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from github_fake import FakeGitHub
-from runbook_lib.handback import attach as attach_mod
+from runbook_lib.handback import github as github_client
 from runbook_lib.fleet import load_manifest
 from runbook_lib.fleet import report as rollup_mod
 from runbook_lib.fleet.attach import attach_fleet, fleet_marker
@@ -82,7 +82,7 @@ def test_rows_are_what_the_folders_say(fleet_dir):
 def test_the_fleet_comment_is_posted_once_then_updated(fleet_dir, monkeypatch):
     fleet, fdir = fleet_dir
     rollup_mod.build(fleet, fdir, fleet_id="f1")
-    monkeypatch.setattr(attach_mod, "RETRY_BACKOFF_S", 0.0)
+    monkeypatch.setattr(github_client, "RETRY_BACKOFF_S", 0.0)
     with FakeGitHub(page_size=2, token="test-token-1234") as gh:
         gh.add_issue("acme/app", 1278, comments=["unrelated"])
         monkeypatch.setenv("GITHUB_API_URL", gh.url)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import yaml
 
 from github_fake import FakeGitHub
 from runbook_lib.handback import attach as attach_mod
+from runbook_lib.handback import github as github_client
 from runbook_lib.handback.attach import attach, report_marker
 from runbook_lib.history import quiet
 from runbook_lib.history.synthetic import write_run
@@ -26,7 +26,7 @@ BROKEN = {"connector.saturation", "sql.connect"}
 def no_ambient_github(monkeypatch):
     monkeypatch.delenv("GITHUB_TOKEN", raising=False)
     monkeypatch.delenv("GITHUB_API_URL", raising=False)
-    monkeypatch.setattr(attach_mod, "RETRY_BACKOFF_S", 0.0)
+    monkeypatch.setattr(github_client, "RETRY_BACKOFF_S", 0.0)
 
 
 @pytest.fixture

@@ -133,3 +133,36 @@ def test_routed_httpx_client_raises_httpx_errors(lb, closed_port: int) -> None:
         assert "certificate" in str(exc).lower()
     else:
         raise AssertionError("an untrusted certificate must fail")
+
+
+def test_routed_httpx_client_streams_and_passes_extensions(lb, certs) -> None:
+    """The transport hands httpx's extensions (timeouts, trace) to httpcore and streams the body."""
+    events: list[str] = []
+
+    async def trace(event: str, _info: dict) -> None:
+        events.append(event)
+
+    async def fetch() -> bytes:
+        async with http.make_async_client(routed(lb, certs, lb.api), 3) as client:
+            async with client.stream("GET", f"https://{lb.api}/big", extensions={"trace": trace}) as resp:
+                return b"".join([chunk async for chunk in resp.aiter_bytes()])
+
+    body = asyncio.run(fetch())
+    assert len(body) > http.MAX_BODY
+    assert "connection.start_tls.complete" in events
+
+
+def test_routed_httpx_client_maps_refusal_and_timeout(lb, closed_port: int, blackhole: int) -> None:
+    async def fetch(port: int, timeout: float) -> None:
+        net = NetContext(connect_to={f"{lb.api}:443": f"127.0.0.1:{port}"})
+        async with http.make_async_client(net, timeout) as client:
+            await client.get(f"https://{lb.api}/health")
+
+    for port, timeout, expected in ((closed_port, 3, httpx.ConnectError), (blackhole, 0.3, httpx.TimeoutException)):
+        try:
+            asyncio.run(fetch(port, timeout))
+        except expected as exc:
+            assert exc.request.url.host == lb.api
+            assert type(exc.__cause__).__module__.startswith("httpcore")  # the root cause stays visible
+        else:
+            raise AssertionError(f"{expected.__name__} expected")
