@@ -31,6 +31,9 @@ HANDLERS
 _.by_id             # ResultSet.by_id (tests/checks, tests/e2e, ...)
 _.control_url       # Sandbox.control_url: the emulator's /_sandbox hooks (tests/hardening, tests/e2e)
 _.stats             # FaultProxy.stats (tests/sandbox/test_faultproxy.py)
+_.updated           # history SyncReport.updated (tests/history/test_catalog.py)
+_.since_dir         # history Change.since_dir: which run a streak started in (tests/history)
+registered          # remediate.kinds.registered(): every action the playbook builds has a kind (tests/remediate)
 _.dump              # history Catalog.dump: "the same content" after a rebuild (tests/history)
 _.accepted_at       # ConnectionRecord timings and byte counts (tests/sandbox/test_faultproxy.py)
 _.admitted_at

@@ -29,10 +29,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from runbook_lib import redact
-
-from runbook_lib.util import safeio
 from runbook_lib.errors import EnvironmentError_
 from runbook_lib.probes.base import ProbeResult
+from runbook_lib.util import safeio
 
 EVIDENCE_VERSION = 2          # 2: the manifest records a sha256 per record file
 RECORD_LIMIT = 64 * safeio.MiB

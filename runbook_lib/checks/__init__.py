@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Callable
 
+from runbook_lib.checks import certificates, clock, cloud_run, cloudsql, connector, golden_path, load_balancer, secrets
 from runbook_lib.evidence import Evidence
 from runbook_lib.params import Params
 from runbook_lib.results import CheckResult, ResultSet, Severity, Status
-from runbook_lib.checks import certificates, clock, cloud_run, cloudsql, connector, golden_path, load_balancer, secrets
 
 Evaluator = Callable[[Evidence, Params], list[CheckResult]]
 

@@ -5,6 +5,21 @@ A failed earlier step makes the later ones SKIP with the reason, so a person rea
 """
 from __future__ import annotations
 
+from runbook_lib.checks._util import (
+    ERROR,
+    FAIL,
+    PASS,
+    SKIP,
+    WARN,
+    Maker,
+    covers,
+    days_between,
+    domain_label,
+    first_failed,
+    fmt_days,
+    unavailable,
+    usable,
+)
 from runbook_lib.evidence import Evidence
 from runbook_lib.gcp import compute
 from runbook_lib.gcp.compute import SslCertificate, TargetHttpsProxy
@@ -12,9 +27,6 @@ from runbook_lib.gcp.timefmt import parse_time
 from runbook_lib.params import Params
 from runbook_lib.probes.base import ProbeResult, Reason
 from runbook_lib.results import CheckResult, Severity
-from runbook_lib.checks._util import (
-    ERROR, FAIL, PASS, SKIP, WARN, Maker, covers, days_between, domain_label, fmt_days, first_failed, unavailable, usable,
-)
 
 make = Maker("certificates", Severity.critical)
 CERTS, PROXY = compute.SSL_CERTIFICATES, compute.TARGET_PROXY

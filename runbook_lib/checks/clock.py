@@ -12,11 +12,11 @@ from __future__ import annotations
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
+from runbook_lib.checks._util import ERROR, PASS, SKIP, WARN, Maker, domain_label, safe_id
 from runbook_lib.evidence import ApiRecord, Evidence
 from runbook_lib.params import Params
 from runbook_lib.results import CheckResult, Severity
 from runbook_lib.util.stats import percentile
-from runbook_lib.checks._util import ERROR, PASS, SKIP, WARN, Maker, domain_label, safe_id
 
 make = Maker("clock", Severity.medium)
 CID, TITLE = "clock.skew", "The local clock agrees with Google's (expiry is judged by it)"

@@ -9,14 +9,25 @@ WebSocket lives is the revision (see ``gcp/run.py`` for Google's limits and thei
 """
 from __future__ import annotations
 
+from runbook_lib.checks._util import (
+    FAIL,
+    PASS,
+    SKIP,
+    WARN,
+    Maker,
+    percentile,
+    plural,
+    real,
+    safe_id,
+    time_scale,
+    unavailable,
+    usable,
+)
 from runbook_lib.evidence import Evidence, MetricRecord
 from runbook_lib.gcp import run
 from runbook_lib.gcp.run import Service
 from runbook_lib.params import Params
 from runbook_lib.results import CheckResult, Severity
-from runbook_lib.checks._util import (
-    FAIL, PASS, SKIP, WARN, Maker, percentile, plural, real, safe_id, time_scale, unavailable, usable,
-)
 
 make = Maker("cloud_run", Severity.high)
 KEY = run.KEY

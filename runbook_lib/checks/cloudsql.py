@@ -4,6 +4,24 @@ from __future__ import annotations
 
 import math
 
+from runbook_lib.checks._util import (
+    FAIL,
+    PASS,
+    SKIP,
+    WARN,
+    Maker,
+    first_failed,
+    fmt_limit,
+    fmt_s,
+    latency_s,
+    on_wire,
+    percentile,
+    real,
+    reasons_counted,
+    time_scale,
+    unavailable,
+    usable,
+)
 from runbook_lib.evidence import Evidence
 from runbook_lib.gcp import sqladmin
 from runbook_lib.gcp.metrics import peak
@@ -11,10 +29,6 @@ from runbook_lib.gcp.sqladmin import Instance
 from runbook_lib.params import Params
 from runbook_lib.probes.base import ProbeResult, Reason
 from runbook_lib.results import CheckResult, Severity
-from runbook_lib.checks._util import (
-    FAIL, PASS, SKIP, WARN, Maker, first_failed, fmt_limit, fmt_s, latency_s, on_wire, percentile, real,
-    reasons_counted, time_scale, unavailable, usable,
-)
 
 KEY = sqladmin.KEY
 PROBE = "postgres.connect"

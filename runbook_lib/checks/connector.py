@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from runbook_lib.checks._util import FAIL, PASS, SKIP, WARN, Maker, percentile, unavailable, usable
 from runbook_lib.evidence import Evidence
 from runbook_lib.gcp import networkmanagement, run, vpcaccess
 from runbook_lib.gcp.metrics import latest_total, peak
@@ -11,7 +12,6 @@ from runbook_lib.gcp.vpcaccess import Connector
 from runbook_lib.params import Params
 from runbook_lib.probes.base import PHASES, ProbeResult
 from runbook_lib.results import CheckResult, Severity
-from runbook_lib.checks._util import FAIL, PASS, SKIP, WARN, Maker, percentile, unavailable, usable
 
 KEY = vpcaccess.KEY
 METRIC = "monitoring.connector_instances"

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import statistics
 
+from runbook_lib.checks._util import Maker, latency_s, on_wire, percentile, real, time_scale
 from runbook_lib.evidence import Evidence
 from runbook_lib.params import Params
 from runbook_lib.results import CheckResult, Severity, Status
-from runbook_lib.checks._util import Maker, latency_s, on_wire, percentile, real, time_scale
 
 COMPONENT = "golden_path"
 UPSTREAM = ["connector", "cloudsql", "certificates", "load_balancer", "secrets", "cloud_run"]
@@ -117,9 +117,12 @@ def _chat(ev: Evidence, params: Params, scale: float) -> list[CheckResult]:
                       remediation="a cut WebSocket usually means the backend service timeout is too short "
                                   "(lb.*.timeout); otherwise " + FIX, evidence=key))
     elif got != wanted:
-        first = next(i for i, (a, b) in enumerate(zip(got, wanted, strict=False)) if a != b)
+        # every wanted event arrived; either one came early or one came again after the last
+        first = next((i for i, (a, b) in enumerate(zip(got, wanted, strict=False)) if a != b), len(wanted))
+        why = (f"out of order: {got[first]} arrived where {wanted[first]} was expected" if first < len(wanted)
+               else f"{got[first]} arrived again after the last expected event")
         out.append(_r("golden.events", "Agent events arrive in order", Status.FAIL, observed=", ".join(got),
-                      expected=", ".join(wanted), reason=f"out of order: {got[first]} arrived where {wanted[first]} was expected",
+                      expected=", ".join(wanted), reason=why,
                       remediation="the application emits events out of order; hand back to the development team", evidence=key))
     else:
         out.append(_r("golden.events", "Agent events arrive in order", Status.PASS, observed=", ".join(got),

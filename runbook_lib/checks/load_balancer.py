@@ -10,16 +10,33 @@ check to judge, said once in ``lb.serverless``; the 600 s concerns are the Cloud
 """
 from __future__ import annotations
 
+from runbook_lib.checks._util import (
+    FAIL,
+    PASS,
+    SKIP,
+    WARN,
+    Maker,
+    domain_label,
+    first_failed,
+    fmt_limit,
+    fmt_s,
+    latency_s,
+    on_wire,
+    path_slug,
+    percentile,
+    plural,
+    safe_id,
+    time_scale,
+    unavailable,
+    unread,
+    usable,
+)
 from runbook_lib.evidence import Evidence
 from runbook_lib.gcp import compute, run
 from runbook_lib.gcp.compute import BackendHealth, BackendService, HealthCheck, NetworkEndpointGroup
 from runbook_lib.params import Params
 from runbook_lib.probes.base import ProbeResult
 from runbook_lib.results import CheckResult, Severity
-from runbook_lib.checks._util import (
-    FAIL, PASS, SKIP, WARN, Maker, domain_label, first_failed, fmt_limit, fmt_s, latency_s, on_wire, path_slug,
-    percentile, plural, safe_id, time_scale, unavailable, unread, usable,
-)
 
 make = Maker("load_balancer", Severity.high)
 SERVICES, CHECKS, NEGS = compute.BACKEND_SERVICES, compute.HEALTH_CHECKS, compute.NEGS

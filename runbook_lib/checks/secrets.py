@@ -2,12 +2,12 @@
 expire. Metadata only: no value is read, shown or stored here."""
 from __future__ import annotations
 
+from runbook_lib.checks._util import FAIL, PASS, WARN, Maker, days_between, fmt_days, safe_id, unavailable, usable
 from runbook_lib.evidence import Evidence
 from runbook_lib.gcp import secretmanager
 from runbook_lib.gcp.secretmanager import Secret, latest, versions_of
 from runbook_lib.params import Params
 from runbook_lib.results import CheckResult, Severity, Status
-from runbook_lib.checks._util import FAIL, PASS, WARN, Maker, days_between, fmt_days, safe_id, unavailable, usable
 
 make = Maker("secrets", Severity.high)
 LIST = secretmanager.SECRETS
@@ -22,7 +22,7 @@ def evaluate(ev: Evidence, params: Params) -> list[CheckResult]:
         return results
     present = {s.name: s for s in secretmanager.secrets_of(listed.body)}
     results += [secret(name, present.get(name), ev, params) for name in params.secrets.required]
-    results.append(count(dict(zip(params.secrets.required, results)), params))
+    results.append(count(dict(zip(params.secrets.required, results, strict=True)), params))
     return results + value_format_results(ev, params)
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import TextIO
 
 from runbook_lib import redact
+from runbook_lib.errors import GitHubError
 from runbook_lib.handback.attach import comment_body
 from runbook_lib.handback.github import REPO_RE, GitHub, Urls, api_base
-from runbook_lib.errors import GitHubError
 
 
 def fleet_marker(issue: int, manifest: str) -> str:

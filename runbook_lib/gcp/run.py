@@ -43,8 +43,8 @@ from fnmatch import fnmatch
 from typing import TYPE_CHECKING, Any
 
 from runbook_lib.evidence import ApiRecord
-from runbook_lib.params import Params
 from runbook_lib.gcp.api import ApiCall, Product, Resource, last_segment
+from runbook_lib.params import Params
 
 if TYPE_CHECKING:  # the client only for typing: importing a view imports no I/O
     from runbook_lib.gcp.client import ApiClient

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from runbook_lib.evidence import ApiRecord
-from runbook_lib.params import Params
 from runbook_lib.gcp.api import ApiCall, Product, Resource, last_segment
+from runbook_lib.params import Params
 
 if TYPE_CHECKING:  # the client only for typing: importing a view imports no I/O
     from runbook_lib.gcp.client import ApiClient

@@ -209,8 +209,8 @@ def _history(run_dir: Path, report: Report, previous: Path | None):
 def _summary(report: Report, run, base, shown) -> str:
     """summary.md, with its "Since the last run" section rebuilt when the run had nothing to compare with."""
     from runbook_lib.history import compare
-    from runbook_lib.history.text import as_markdown
     from runbook_lib.history.quiet import replace_since_section
+    from runbook_lib.history.text import as_markdown
 
     block = report.results.get("since_last_run") if isinstance(report.results, dict) else None
     if isinstance(block, dict) and block.get("base"):

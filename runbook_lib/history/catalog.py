@@ -139,7 +139,7 @@ class Catalog:
         changed = [d for d, s in seen.items() if known.get(d) != s]
         gone = [d for d in known if d not in seen]
         report = SyncReport(removed=len(gone))
-        records = self._read(changed, seen, report)
+        records = self._read(changed, report)
         if records or gone:
             with self._write(self.db):
                 for d in gone:
@@ -157,13 +157,13 @@ class Catalog:
         if sig is None:
             return []
         report = SyncReport()
-        records = self._read([run_dir.name], {run_dir.name: sig}, report)
+        records = self._read([run_dir.name], report)
         with self._write(self.db):
             for d, rec in records:
                 self._store(d, sig, rec)
         return report.notes
 
-    def _read(self, names: list[str], sigs: dict[str, str], report: SyncReport) -> list[tuple[str, RunRecord | str]]:
+    def _read(self, names: list[str], report: SyncReport) -> list[tuple[str, RunRecord | str]]:
         out: list[tuple[str, RunRecord | str]] = []
         for d in names:
             try:

@@ -15,7 +15,8 @@ from runbook_lib.history.catalog import Catalog
 from runbook_lib.history.compare import Comparison, compare
 from runbook_lib.history.runs import RunRecord, UnreadableRun, read_run
 from runbook_lib.history.text import as_markdown, as_text
-from runbook_lib.history.trends import LAST, as_text as trend_text, db_line_of, trend
+from runbook_lib.history.trends import LAST, db_line_of, trend
+from runbook_lib.history.trends import as_text as trend_text
 
 
 def _read(folder: Path) -> RunRecord:

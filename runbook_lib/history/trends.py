@@ -105,7 +105,7 @@ def as_html(t: Trend) -> str:
     strip = "".join(
         f'<td class="cell {esc(shown(r))}" title="{esc(r.dir)}: {esc(r.line)}">'
         f'<a href="{esc(r.dir)}/">{esc(shown(r)[:1])}</a></td>' for r in t.runs)
-    head = "".join(f'<th class="rot" title="{esc(r.dir)}">{esc(lab)}</th>' for r, lab in zip(t.runs, labels))
+    head = "".join(f'<th class="rot" title="{esc(r.dir)}">{esc(lab)}</th>' for r, lab in zip(t.runs, labels, strict=True))
     grid = "".join(
         f"<tr><td><code>{esc(cid)}</code></td>"
         + "".join(f'<td class={CELL.get(s, "n")}>{LETTER.get(s, "?")}</td>' for s in statuses) + "</tr>"

@@ -17,7 +17,13 @@ import httpx
 
 from runbook_lib import redact
 from runbook_lib.probes.base import (
-    Attempt, NetContext, ProbeFailure, ProbeResult, Reason, classify_chain, exception_chain,
+    Attempt,
+    NetContext,
+    ProbeFailure,
+    ProbeResult,
+    Reason,
+    classify_chain,
+    exception_chain,
     resolve_addresses,
 )
 from runbook_lib.probes.tls import certificate_info, with_served_certificate

@@ -32,7 +32,6 @@ SSL_REQUEST = struct.pack("!II", 8, 80877103)
 SSLMODES = ("disable", "require", "verify-ca", "verify-full")
 MAX_MESSAGE = 16 * 1024 * 1024
 AUTH_SQLSTATES = {"28P01": "wrong password", "28000": "not allowed to connect"}
-AUTH_METHODS = {0: "ok", 3: "cleartext", 5: "md5", 10: "sasl", 11: "sasl-continue", 12: "sasl-final"}
 
 
 class _Wire:
@@ -127,7 +126,7 @@ class ScramClient:
         without_proof = f"c=biws,r={nonce}"  # biws = base64("n,,"): no channel binding
         self._auth_message = f"{self._first_bare},{text},{without_proof}".encode()
         signature = _hmac(hashlib.sha256(client_key).digest(), self._auth_message)
-        proof = bytes(a ^ b for a, b in zip(client_key, signature))
+        proof = bytes(a ^ b for a, b in zip(client_key, signature, strict=True))
         self._server_key = _hmac(salted, b"Server Key")
         return f"{without_proof},p={base64.b64encode(proof).decode()}".encode()
 

@@ -12,7 +12,15 @@ from typing import Any
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from runbook_lib.probes.base import NETWORK_ERRORS, Attempt, NetContext, ProbeResult, Reason, classify_chain, split_host_port
+from runbook_lib.probes.base import (
+    NETWORK_ERRORS,
+    Attempt,
+    NetContext,
+    ProbeResult,
+    Reason,
+    classify_chain,
+    split_host_port,
+)
 
 # Reasons that mean "a certificate was served but not accepted": worth fetching it unverified.
 CERTIFICATE_REASONS = frozenset({Reason.tls_verify, Reason.hostname_mismatch, Reason.expired})

@@ -36,9 +36,9 @@ from runbook_lib.evidence import ApiRecord, atomic_write_json
 from runbook_lib.gcp.api import ApiCall, is_operation, operation_status
 from runbook_lib.gcp.client import ApiClient
 from runbook_lib.params import Params
-from runbook_lib.secret_input import read_env_file
 from runbook_lib.remediate import kinds
 from runbook_lib.remediate.plan import Action, Plan
+from runbook_lib.secret_input import read_env_file
 from runbook_lib.util import clock
 
 

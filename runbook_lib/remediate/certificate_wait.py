@@ -106,4 +106,4 @@ async def wait_certificate_active(api: ApiClient, params: Params) -> str:
 
 
 # Registered with the action kind (remediate/kinds.py): the applier stays generic.
-kinds.register("cert.detach-legacy", pending=detach_pending, ready=detach_ready_hook)
+kinds.register(KIND, pending=detach_pending, ready=detach_ready_hook)

@@ -15,10 +15,10 @@ from runbook_lib.evidence import ApiRecord, Evidence
 from runbook_lib.gcp import compute, run, secretmanager, sqladmin, vpcaccess
 from runbook_lib.gcp.api import ApiCall, describe, last_segment
 from runbook_lib.params import Params
-from runbook_lib.results import CheckResult, Status
 from runbook_lib.remediate import certificate_wait as _certificate_wait  # also registers cert.detach-legacy
 from runbook_lib.remediate import kinds
 from runbook_lib.remediate.plan import Action, Read
+from runbook_lib.results import CheckResult, Status
 
 Failing = dict[str, CheckResult]
 
@@ -259,7 +259,7 @@ def certificates(failing: Failing, ev: Evidence, params: Params) -> list[Action]
     legacy = legacy_certificates(ev, params)
     if wanted and legacy:
         out.append(Action(
-            id="cert.detach-legacy", kind="cert.detach-legacy", component="certificates",
+            id=_certificate_wait.KIND, kind=_certificate_wait.KIND, component="certificates",
             title=f"remove {', '.join(legacy)} from {lb.https_proxy} once {lb.certificate_name} is served",
             answers=[i for i in ["cert.attached", "cert.managed", *tls] if i in failing],
             calls=[compute.detach_certificates(params, with_managed(current, lb.certificate_name), legacy)],

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 
-from runbook_lib.probes import PROBERS, dns, run_all, tcp
+from runbook_lib.probes import dns, tcp
 from runbook_lib.probes.base import PHASES, NetContext, Reason
 
 
@@ -73,15 +73,22 @@ def test_tcp_via_override_keeps_the_name_as_target(lb) -> None:
     assert result.info["connect_to"] == f"127.0.0.1:{lb.plain_port}"
 
 
-def test_registry_and_run_all_keep_keys(lb, closed_port: int) -> None:
-    assert set(PROBERS) == set(PHASES)
+def test_every_protocol_has_one_prober_of_the_shared_shape() -> None:
+    import importlib
+    import inspect
+
+    for protocol in PHASES:
+        probe = importlib.import_module(f"runbook_lib.probes.{protocol}").probe
+        assert inspect.iscoroutinefunction(probe), protocol
+        assert list(inspect.signature(probe).parameters)[:3] == ["target", "net", "deadline_s"], protocol
+
+
+def test_probes_run_concurrently_and_keep_their_own_outcome(lb, closed_port: int) -> None:
     net = NetContext()
 
     async def both():
-        return await run_all({
-            "tcp.up": PROBERS["tcp"](f"127.0.0.1:{lb.plain_port}", net, 2),
-            "tcp.down": PROBERS["tcp"](f"127.0.0.1:{closed_port}", net, 2),
-        })
+        return await asyncio.gather(tcp.probe(f"127.0.0.1:{lb.plain_port}", net, 2),
+                                    tcp.probe(f"127.0.0.1:{closed_port}", net, 2))
 
-    results = asyncio.run(both())
-    assert results["tcp.up"].ok and not results["tcp.down"].ok
+    up, down = asyncio.run(both())
+    assert up.ok and not down.ok

@@ -77,6 +77,12 @@ def test_out_of_order_event_is_named():
     assert "tool_executing arrived where agent_thinking was expected" in rs["golden.events"].reason
 
 
+def test_an_event_sent_twice_after_the_last_is_named_not_a_crash():
+    rs = by_id(golden_path.evaluate(full((*EVENTS, EVENTS[-1], "agent_response")), PARAMS))
+    assert rs["golden.events"].status is Status.FAIL
+    assert f"{EVENTS[-1]} arrived again after the last expected event" in rs["golden.events"].reason
+
+
 @pytest.mark.parametrize("failures, status", [(0, Status.PASS), (1, Status.FAIL), (5, Status.FAIL)])
 def test_error_rate_threshold(failures, status):
     ev = full()
