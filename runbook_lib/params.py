@@ -386,9 +386,13 @@ PATH_KEYS = (
 
 
 def load_params(
-    path: str | Path, overrides: Sequence[str] | Mapping[str, Any] = (), *, label: str | None = None
+    path: str | Path, overrides: Sequence[str] | Mapping[str, Any] = (), *, label: str | None = None,
+    archived: bool = False,
 ) -> Params:
-    """Read, override and validate a parameters file; raise ``ParameterError`` with one line."""
+    """Read, override and validate a parameters file; raise ``ParameterError`` with one line.
+
+    ``archived``: a report's own parameters.yaml, valid when it was written: keys removed since
+    are dropped (the report must still attach), not refused."""
     path = Path(path)
     source = label or str(path)
     data = _read_layered(path, source, seen=())
@@ -397,7 +401,7 @@ def load_params(
         _set_path(data, key, value, source=f"-p {key}")
         _resolve_paths(data, Path.cwd(), only=key)
     try:
-        return validate(data, source)
+        return validate(data, source, drop_removed=archived)
     except ParameterError as err:
         # Blame the override when the bad key is one the command line set.
         for key, value in items:
@@ -454,13 +458,15 @@ REMOVED = {
 }
 
 
-def validate(data: dict, source: str) -> Params:
+def validate(data: dict, source: str, *, drop_removed: bool = False) -> Params:
     for keys, why in REMOVED.items():
         node: Any = data
         for k in keys[:-1]:
             node = node.get(k) if isinstance(node, dict) else None
         if isinstance(node, dict) and keys[-1] in node:
-            raise ParameterError(source, ".".join(keys), why)
+            if not drop_removed:
+                raise ParameterError(source, ".".join(keys), why)
+            del node[keys[-1]]
     try:
         return Params.model_validate(data)
     except ValidationError as exc:

@@ -168,7 +168,7 @@ def read_report(run_dir: Path) -> Report:
     verdict = results.get("verdict") if isinstance(results, dict) else None
     if not isinstance(verdict, dict) or not isinstance(verdict.get("healthy"), bool):
         raise GitHubError(f"{files['results.json']}: no verdict.healthy; re-run `runbook run` to rewrite the report")
-    params = load_params(files["parameters.yaml"])
+    params = load_params(files["parameters.yaml"], archived=True)
     return Report(
         summary=files["summary.md"].read_text(),
         healthy=verdict["healthy"],
