@@ -17,7 +17,7 @@ from runbook_lib.params import load_params
 from runbook_lib.remediate import apply_plan, build_plan
 from runbook_lib.remediate.plan import Plan
 
-from .conftest import ROOT, diagnose, sandbox
+from tests.plugins.sandboxes import ROOT, diagnose, sandbox
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from github_fake import FakeGitHub
+from tests.github_fake import FakeGitHub
 from runbook_lib.handback import attach as attach_mod
 from runbook_lib.fleet import load_manifest
 from runbook_lib.fleet import report as rollup_mod

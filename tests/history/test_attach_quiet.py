@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from github_fake import FakeGitHub
+from tests.github_fake import FakeGitHub
 from runbook_lib.handback import attach as attach_mod
 from runbook_lib.handback.attach import attach, report_marker
 from runbook_lib.history import quiet

@@ -18,7 +18,7 @@ from runbook_lib.sandbox.metrics import (CONNECTOR_INSTANCES, DB_CONNECT, LB_LAT
                                          BackendsUnavailable, MetricsSampler, MetricStore, Names)
 from runbook_lib.sandbox.monitoring_grpc import MonitoringServer
 
-from .conftest_cp import LoopThread, loop_thread, make_state  # noqa: F401 (fixture)
+from .kit import LoopThread, make_state
 
 P = "netra-staging"
 Aligner = monitoring_v3.Aggregation.Aligner
