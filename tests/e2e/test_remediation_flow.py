@@ -89,6 +89,7 @@ def test_skipping_the_backend_timeout_leaves_the_golden_path_failing_with_why(sh
     assert events.status is Status.FAIL and "missing events" in events.reason and "cut" in events.reason
 
 
+@pytest.mark.timeout(1800)   # it may be the first to wait for the three shared runs
 def test_demo_flow_from_the_cli(demo_runs):
     """What `make demo` does: plan id from a dry run, then run all phases applying exactly that plan."""
     plan_id, run = demo_runs.plan, demo_runs.applied

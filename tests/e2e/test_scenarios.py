@@ -54,10 +54,15 @@ def test_issue_1278_names_the_five_faults_with_their_reasons(shared_sandbox):
     assert ev.probes["tls.api-staging.netrasystems.ai"][0].reason.value == "hostname_mismatch"
 
 
-@pytest.mark.parametrize("scenario, component", sorted(SINGLE_FAULT.items()))
-def test_each_single_fault_is_found_and_only_it(scenario, component, shared_sandbox):
-    if scenario == "connector-not-ready":   # tests/e2e/test_lbpath_sandbox.py reads this diagnosis too
-        results = shared_sandbox(scenario).results
+SHARED = {"connector-not-ready"}   # tests/e2e/test_lbpath_sandbox.py reads this first diagnosis too
+
+
+@pytest.mark.parametrize("scenario, component", [
+    pytest.param(s, c, marks=[pytest.mark.xdist_group("shared_sandbox")] if s in SHARED else [])
+    for s, c in sorted(SINGLE_FAULT.items())])
+def test_each_single_fault_is_found_and_only_it(scenario, component, request):
+    if scenario in SHARED:
+        results = request.getfixturevalue("shared_sandbox")(scenario).results
     else:
         with sandbox(scenario) as sb:
             ev, results = diagnose(sb)
