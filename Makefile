@@ -46,8 +46,11 @@ demo: install
 	echo "== applying plan $$id (confirmed by id), then validating" && \
 	$(BIN)/runbook run --params $(PARAMS) -p remediation.apply=true -p remediation.confirm=$$id
 
+# Two pytest-xdist workers for 2 cores; tests that share a run or a sandbox stay in one worker
+# (tests/plugins/workers.py). PYTEST_WORKERS=0 runs everything in one process.
+PYTEST_WORKERS ?= 2
 test: install-test lint-workflows
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # GitHub Actions security linter, offline (no GitHub API calls): pinned actions, no persisted
 # checkout credentials, per-job permissions.

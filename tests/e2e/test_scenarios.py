@@ -26,8 +26,9 @@ SINGLE_FAULT = {
 
 def test_healthy_is_healthy(shared_sandbox):
     results = shared_sandbox("healthy").results
-    assert results.verdict.line == "Overall Status: HEALTHY, Critical Failures: 0"
-    assert not [r.id for r in results if r.status in (Status.FAIL, Status.ERROR)]
+    failing = [(r.id, r.status.value, r.observed, r.reason) for r in results if r.status in (Status.FAIL, Status.ERROR)]
+    assert results.verdict.line == "Overall Status: HEALTHY, Critical Failures: 0", failing
+    assert not failing
 
 
 def test_issue_1278_names_the_five_faults_with_their_reasons(shared_sandbox):
@@ -66,7 +67,8 @@ def test_each_single_fault_is_found_and_only_it(scenario, component, request):
     else:
         with sandbox(scenario) as sb:
             ev, results = diagnose(sb)
-    assert [f.component for f in root_causes(results)] == [component]
+    failing = [(r.id, r.status.value, r.observed, r.reason) for r in results if r.status in (Status.FAIL, Status.ERROR)]
+    assert [f.component for f in root_causes(results)] == [component], failing
     assert not results.verdict.healthy
 
 
