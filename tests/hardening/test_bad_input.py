@@ -21,7 +21,7 @@ from runbook_lib.run import runner
 from runbook_lib.evidence import Evidence, EvidenceError
 from runbook_lib.params import load_params
 
-from tests.plugins.runs import REPLAY, ROOT, cli_argv, run_dirs, runbook
+from tests.plugins.runs import REPLAY, ROOT, cli_argv, runbook
 
 EXAMPLES = ROOT / "examples" / "evidence" / "issue-1278"
 

@@ -20,7 +20,6 @@ from typing import Any, Iterator
 from unittest import mock
 
 import papermill
-import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

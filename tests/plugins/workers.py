@@ -40,8 +40,8 @@ def _expensive_keys(item: pytest.Item) -> set[str]:
     return keys
 
 
-@pytest.hookimpl(tryfirst=True)   # before xdist's own hook reads the marks into the test ids
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+@pytest.hookimpl(wrapper=True)   # around every other plugin's: before xdist reads the marks into the ids
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]):
     parent: dict[str, str] = {}
 
     def find(key: str) -> str:
@@ -55,8 +55,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for key in rest:
             parent[find(key)] = find(first)
     for item, keys in keyed:
-        if keys:   # first among the item's marks: the one xdist reads (get_closest_marker)
-            item.add_marker(pytest.mark.xdist_group(find(min(keys))), append=False)
+        if keys:   # one name per item (xdist joins all of an item's group names into one)
+            item.own_markers[:] = [m for m in item.own_markers if m.name != "xdist_group"]
+            item.add_marker(pytest.mark.xdist_group(find(min(keys))))
+    return (yield)
 
 
 LOW_PRIORITY = 10
