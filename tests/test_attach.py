@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from github_fake import FakeGitHub
+from runbook_lib.errors import GitHubError
 from runbook_lib.handback import attach as attach_mod
 from runbook_lib.handback import github as github_client
 from runbook_lib.handback.attach import attach, report_marker
-from runbook_lib.errors import GitHubError
 from runbook_lib.redact import MASK
+from tests.github_fake import FakeGitHub
 
 ROOT = Path(__file__).resolve().parents[1]
 REPO = "acme/staging-app"

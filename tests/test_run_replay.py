@@ -1,4 +1,7 @@
-"""`runbook run` end to end on recorded evidence: the folder, the files, and one verdict everywhere."""
+"""`runbook run` end to end on recorded evidence: the folder, the files, and one verdict everywhere.
+
+The run asserted on is the first of ``replay_pair`` (tests/plugins/runs.py: two runs started at once
+into one folder, which tests/hardening/test_concurrent_runs.py asserts on as well)."""
 from __future__ import annotations
 
 import json
@@ -9,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]   # the first test waits for the shared runs
 
 
 def runbook(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -18,10 +21,10 @@ def runbook(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.Comp
 
 
 @pytest.fixture(scope="module")
-def replay_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("reports")
-    proc = runbook("run", "--params", "parameters/replay.yaml", "--out", str(out), "--no-progress")
-    return proc, out
+def replay_run(replay_pair):
+    (stdout, stderr), popen = replay_pair.outputs[0], replay_pair.procs[0]
+    proc = subprocess.CompletedProcess(popen.args, popen.returncode, stdout, stderr)
+    return proc, replay_pair.out
 
 
 def test_exit_code_and_report_line(replay_run):
@@ -69,10 +72,12 @@ def test_replay_reproduces_the_recorded_results(replay_run):
 
 def test_runs_never_overwrite_each_other(replay_run, tmp_path):
     proc, out = replay_run
+    folders = lambda: [p for p in out.iterdir() if p.is_dir() and not p.is_symlink() and (p / "status.json").exists()]  # noqa: E731
+    before = folders()                   # the shared folder: the pair of runs (and any later test's)
     second = runbook("run", "--params", "parameters/replay.yaml", "--phase", "1", "--out", str(out), "--no-progress")
     assert second.returncode == 1
-    runs = [p for p in out.iterdir() if p.is_dir() and not p.is_symlink() and (p / "status.json").exists()]
-    assert len(runs) == 2
+    runs = folders()
+    assert len(runs) == len(before) + 1 and set(before) < set(runs)
     html = (out / "index.html").read_text()
     assert all(r.name in html for r in runs)
 

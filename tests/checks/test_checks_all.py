@@ -6,15 +6,31 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from checks_testkit import (
-    API, FRONTEND, SECRETS, backend_services_body, cert_info, certificates_body, failed, fixture, health_checks_body,
-    healthy_evidence, instance_body, make_params, metric, ok, probe, proxy_body, run_services_body, secrets_body,
-)
 from runbook_lib import checks
 from runbook_lib.checks import COMPONENTS, evaluate_all
 from runbook_lib.evidence import Meta
 from runbook_lib.probes.base import Reason
 from runbook_lib.results import Status
+from tests.checks.checks_testkit import (
+    API,
+    FRONTEND,
+    SECRETS,
+    backend_services_body,
+    cert_info,
+    certificates_body,
+    failed,
+    fixture,
+    health_checks_body,
+    healthy_evidence,
+    instance_body,
+    make_params,
+    metric,
+    ok,
+    probe,
+    proxy_body,
+    run_services_body,
+    secrets_body,
+)
 
 PARAMS = make_params()
 

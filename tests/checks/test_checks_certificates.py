@@ -3,13 +3,23 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from checks_testkit import (
-    API, FRONTEND, NOW, cert_info, certificates_body, failed, healthy_evidence, make_params, ok, probe, proxy_body,
-    sample,
-)
 from runbook_lib.checks import certificates
 from runbook_lib.probes.base import Reason
 from runbook_lib.results import ResultSet, Status
+from tests.checks.checks_testkit import (
+    API,
+    FRONTEND,
+    NOW,
+    cert_info,
+    certificates_body,
+    failed,
+    healthy_evidence,
+    make_params,
+    ok,
+    probe,
+    proxy_body,
+    sample,
+)
 
 PARAMS = make_params()
 STEPS = ["dns", "tcp", "handshake", "chain", "hostname", "expiry"]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from checks_testkit import healthy_evidence, make_params, ok, run_services_body, startup_metric
 from runbook_lib.checks import cloud_run
 from runbook_lib.gcp import run
 from runbook_lib.results import ResultSet, Severity, Status
+from tests.checks.checks_testkit import healthy_evidence, make_params, ok, run_services_body, startup_metric
 
 PARAMS = make_params()
 SVC = "netra-backend-staging"

@@ -4,11 +4,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from checks_testkit import failed, healthy_evidence, instance_body, make_params, metric, ok, probe, sample
-from runbook_lib.gcp.sqladmin import Instance
 from runbook_lib.checks import cloudsql
+from runbook_lib.gcp.sqladmin import Instance
 from runbook_lib.probes.base import Reason
 from runbook_lib.results import ResultSet, Severity, Status
+from tests.checks.checks_testkit import failed, healthy_evidence, instance_body, make_params, metric, ok, probe, sample
 
 PARAMS = make_params()
 SANDBOX = make_params(**{"target.mode": "sandbox", "target.scenario": "issue-1278", "target.time_scale": 0.02})

@@ -1,13 +1,22 @@
 """Connector checks: PASS and FAIL paths with exact ids, remediation commands with the real names."""
 from __future__ import annotations
 
-from checks_testkit import (
-    connectivity_test_body, failed, fixture, healthy_evidence, make_params, metric, ok, probe, recorded, run_services_body,
-)
+from runbook_lib.checks import connector
 from runbook_lib.gcp.networkmanagement import ConnectivityTest
 from runbook_lib.probes.base import Reason
-from runbook_lib.checks import connector
 from runbook_lib.results import ResultSet, Severity, Status
+from tests.checks.checks_testkit import (
+    connectivity_test_body,
+    failed,
+    fixture,
+    healthy_evidence,
+    make_params,
+    metric,
+    ok,
+    probe,
+    recorded,
+    run_services_body,
+)
 
 PARAMS = make_params()
 IDS = ["connector.exists", "connector.state", "connector.instances", "connector.network", "connector.ip_range",

@@ -3,13 +3,22 @@ from __future__ import annotations
 
 import copy
 
-from checks_testkit import (
-    API, FRONTEND, backend_health_body, backend_services_body, failed, health_checks_body, healthy_evidence,
-    make_params, ok, probe, sample,
-)
 from runbook_lib.checks import load_balancer
 from runbook_lib.probes.base import Reason
 from runbook_lib.results import ResultSet, Severity, Status
+from tests.checks.checks_testkit import (
+    API,
+    FRONTEND,
+    backend_health_body,
+    backend_services_body,
+    failed,
+    health_checks_body,
+    healthy_evidence,
+    make_params,
+    ok,
+    probe,
+    sample,
+)
 
 PARAMS = make_params()
 SANDBOX = make_params(**{"target.mode": "sandbox", "target.scenario": "issue-1278", "target.time_scale": 0.02})
@@ -149,7 +158,12 @@ def test_health_body_as_recorded_single_answer():
 
 # -- serverless NEG backends (Cloud Run): the incident's real topology ------------------------------
 
-from checks_testkit import aggregated_negs_body, serverless_backend_services_body, serverless_evidence, serverless_neg  # noqa: E402
+from tests.checks.checks_testkit import (  # noqa: E402
+    aggregated_negs_body,
+    serverless_backend_services_body,
+    serverless_evidence,
+    serverless_neg,
+)
 
 SERVERLESS_IDS = ["lb.staging-backend-service.backends", "lb.staging-backend-service.config",
                   "lb.staging-auth-service.backends", "lb.staging-auth-service.config", "lb.serverless",

@@ -3,12 +3,19 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from checks_testkit import (
-    SECRETS, failed, fixture, healthy_evidence, make_params, ok, run_services_body, secrets_body,
-)
 from runbook_lib.checks import cloud_run, secrets
 from runbook_lib.evidence import Meta
 from runbook_lib.results import ResultSet, Severity, Status
+from tests.checks.checks_testkit import (
+    SECRETS,
+    failed,
+    fixture,
+    healthy_evidence,
+    make_params,
+    ok,
+    run_services_body,
+    secrets_body,
+)
 
 PARAMS = make_params()
 

@@ -5,18 +5,25 @@ from __future__ import annotations
 
 import asyncio
 
-from checks_testkit import (
-    API, FRONTEND, certificates_body, healthy_evidence, make_params, ok, probe, proxy_body, sample,
-    serverless_backend_services_body, serverless_evidence,
-)
 from runbook_lib.checks import evaluate_all
 from runbook_lib.checks.certificates import managed_served
 from runbook_lib.evidence import ApiRecord
 from runbook_lib.gcp import compute
-from runbook_lib.remediate import apply as applier
+from runbook_lib.probes.base import Reason
 from runbook_lib.remediate.certificate_wait import detach_ready
 from runbook_lib.remediate.plan import build_plan
-from runbook_lib.probes.base import Reason
+from tests.checks.checks_testkit import (
+    API,
+    FRONTEND,
+    certificates_body,
+    healthy_evidence,
+    make_params,
+    ok,
+    probe,
+    proxy_body,
+    serverless_backend_services_body,
+    serverless_evidence,
+)
 
 PARAMS = make_params()
 LEGACY = "staging-legacy-cert"

@@ -2,11 +2,11 @@
 sample that succeeded, total time for one that failed."""
 from __future__ import annotations
 
-from checks_testkit import API, healthy_evidence, make_params, probe
 from runbook_lib.checks import cloudsql, load_balancer
 from runbook_lib.checks._util import latency_s, time_scale
 from runbook_lib.probes.base import ProbeResult, Reason
 from runbook_lib.results import ResultSet, Status
+from tests.checks.checks_testkit import API, healthy_evidence, make_params, probe
 
 REAL_TIME = make_params()  # time_scale 1.0: a replay's parameters need not say how fast the target ran
 SANDBOX = make_params(**{"target.mode": "sandbox", "target.scenario": "issue-1278", "target.time_scale": 0.02})

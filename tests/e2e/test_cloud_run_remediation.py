@@ -10,14 +10,13 @@ import sys
 import httpx
 import pytest
 
-from runbook_lib.util.aio import run_sync
 from runbook_lib.gather.environment import open_environment
 from runbook_lib.gcp import run
 from runbook_lib.params import load_params
 from runbook_lib.remediate import apply_plan, build_plan
 from runbook_lib.remediate.plan import Plan
-
-from .conftest import ROOT, diagnose, sandbox
+from runbook_lib.util.aio import run_sync
+from tests.plugins.sandboxes import ROOT, diagnose, sandbox
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
 

@@ -6,21 +6,21 @@ from __future__ import annotations
 
 import pytest
 
-from runbook_lib.util.aio import run_sync
 from runbook_lib.gather.environment import open_environment
 from runbook_lib.params import load_params
 from runbook_lib.remediate import apply_plan, build_plan
 from runbook_lib.results import Status
-
-from .conftest import diagnose, mutations, sandbox
+from runbook_lib.util.aio import run_sync
+from tests.plugins.sandboxes import diagnose, mutations, sandbox
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
 CERT_ACTIONS = {"cert.create", "cert.attach", "cert.detach-legacy"}
 
 
-def test_issue_1278_serverless_diagnosis_plan_and_certificates_without_an_outage():
-    with sandbox("issue-1278") as sb:
-        ev, results = diagnose(sb)
+def test_issue_1278_serverless_diagnosis_plan_and_certificates_without_an_outage(shared_sandbox):
+    shared = shared_sandbox("issue-1278")   # its first diagnosis is test_scenarios' too
+    with shared.claim("the certificate fix") as sb:
+        ev, results = shared.ev, shared.results
         ids = {r.id: r for r in results}
         assert not [i for i in ids if i.startswith("lb.") and i.endswith((".timeout", ".tolerance", ".policy"))]
         assert ids["lb.serverless"].status is Status.SKIP
@@ -89,22 +89,21 @@ def test_detach_stays_pending_with_the_reason_while_the_managed_certificate_is_n
         assert names == ["staging-legacy-cert", "staging-netrasystems-cert"]
 
 
-def test_blackholed_connector_is_named_by_the_connectivity_test():
-    with sandbox("connector-not-ready") as sb:
-        ev, results = diagnose(sb)
-        path = results.by_id("connector.path")
-        assert path.status is Status.FAIL
-        assert path.reason.startswith("the path breaks at the connector hop: ARRIVE_AT_VPC_CONNECTOR")
-        assert "source -> connector -> DROP(VPC_CONNECTOR_NOT_RUNNING)" in path.observed
+def test_blackholed_connector_is_named_by_the_connectivity_test(shared_sandbox):
+    results = shared_sandbox("connector-not-ready").results   # test_scenarios' single-fault diagnosis too
+    path = results.by_id("connector.path")
+    assert path.status is Status.FAIL
+    assert path.reason.startswith("the path breaks at the connector hop: ARRIVE_AT_VPC_CONNECTOR")
+    assert "source -> connector -> DROP(VPC_CONNECTOR_NOT_RUNNING)" in path.observed
 
 
-def test_instance_groups_keep_their_health_check_and_timeout_checks():
-    with sandbox("instance-groups") as sb:
-        ev, results = diagnose(sb)
-        ids = {r.id: r for r in results}
-        assert "lb.serverless" not in ids
-        assert ids["lb.staging-backend-service.timeout"].status is Status.FAIL
-        assert ids["lb.staging-backend-health-check.tolerance"].status is Status.FAIL
-        plan = build_plan(results, ev, sb.params)
-        assert {"lb.timeout.staging-backend-service", "lb.health-check.staging-backend-health-check"} <= {
-            a.id for a in plan.actions}
+def test_instance_groups_keep_their_health_check_and_timeout_checks(shared_sandbox):
+    shared = shared_sandbox("instance-groups")   # test_remediation_flow applies a plan to it afterwards
+    ev, results = shared.ev, shared.results
+    ids = {r.id: r for r in results}
+    assert "lb.serverless" not in ids
+    assert ids["lb.staging-backend-service.timeout"].status is Status.FAIL
+    assert ids["lb.staging-backend-health-check.tolerance"].status is Status.FAIL
+    plan = build_plan(results, ev, shared.params)
+    assert {"lb.timeout.staging-backend-service", "lb.health-check.staging-backend-health-check"} <= {
+        a.id for a in plan.actions}

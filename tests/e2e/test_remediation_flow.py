@@ -1,23 +1,22 @@
 """Phase 2 and 3 against the sandbox: dry run changes nothing, the confirmed plan heals, twice is a
-no-op, a skipped action leaves phase 3 failing with the reason."""
+no-op, a skipped action leaves phase 3 failing with the reason; the demo flow from the CLI (the runs
+are tests/plugins/runs.py's ``demo_runs``, which tests/history asserts on too)."""
 from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 
 import pytest
 
-from runbook_lib.util.aio import run_sync
-from runbook_lib.gather.environment import open_environment
 from runbook_lib.errors import RemediationError
+from runbook_lib.gather.environment import open_environment
 from runbook_lib.params import load_params
 from runbook_lib.remediate import apply_plan, build_plan
 from runbook_lib.remediate.apply import check_confirmation
 from runbook_lib.results import Status
-
-from .conftest import ROOT, diagnose, mutations, sandbox
+from runbook_lib.util.aio import run_sync
+from tests.plugins.runs import report_dir
+from tests.plugins.sandboxes import diagnose, mutations, sandbox
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
 
@@ -74,11 +73,12 @@ def test_dry_run_then_confirmed_apply_heals_and_twice_changes_nothing():
         assert len(mutations(sb)) == sent                   # idempotent: not one more mutation
 
 
-def test_skipping_the_backend_timeout_leaves_the_golden_path_failing_with_why():
+def test_skipping_the_backend_timeout_leaves_the_golden_path_failing_with_why(shared_sandbox):
     skip = "remediation.skip=[lb.timeout.staging-backend-service, lb.timeout.staging-auth-service]"
-    with sandbox("instance-groups", skip) as sb:  # the backend timeout exists for instance groups only
-        ev, results = diagnose(sb)
-        plan = build_plan(results, ev, sb.params)
+    shared = shared_sandbox("instance-groups")  # the backend timeout exists for instance groups only
+    with shared.claim("the plan without the backend timeouts") as sb:
+        ev, results = shared.ev, shared.results   # the first diagnosis (test_lbpath_sandbox reads it too)
+        plan = build_plan(results, ev, load_params(sb.params_file, [skip]))
         assert plan.skipped == ["lb.timeout.staging-backend-service", "lb.timeout.staging-auth-service"]
         apply(sb, plan, skip)
         ev3, validated = diagnose(sb, "validate", golden_path=True)
@@ -88,22 +88,21 @@ def test_skipping_the_backend_timeout_leaves_the_golden_path_failing_with_why():
     assert events.status is Status.FAIL and "missing events" in events.reason and "cut" in events.reason
 
 
-def test_demo_flow_from_the_cli(tmp_path):
+@pytest.mark.timeout(1800)   # it may be the first to wait for the three shared runs
+def test_demo_flow_from_the_cli(demo_runs):
     """What `make demo` does: plan id from a dry run, then run all phases applying exactly that plan."""
-    cli = [sys.executable, "-m", "runbook_lib.cli"]
-    plan_id = subprocess.run([*cli, "plan", "--id-only"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    plan_id, run = demo_runs.plan, demo_runs.applied
     assert plan_id.returncode == 0, plan_id.stderr[-2000:]
     pid = plan_id.stdout.strip()
     assert re.fullmatch(r"[0-9a-f]{12}", pid)
-    run = subprocess.run([*cli, "run", "-p", "remediation.apply=true", "-p", f"remediation.confirm={pid}",
-                          "--out", str(tmp_path), "--no-progress"], capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     assert run.stdout.strip().splitlines()[-1] == "Overall Status: HEALTHY, Critical Failures: 0"
     # the terminal tells the story: one line per phase, the golden path that passed, where to read on
     assert "diagnose: UNHEALTHY" in run.stderr and "remediate: APPLIED" in run.stderr
     assert re.search(r"validate: HEALTHY, 0 critical, golden path (\d+)/\1", run.stderr), run.stderr[-2000:]
     assert run.stderr.strip().splitlines()[-2].startswith("Summary: ")
-    run_dir = tmp_path / "latest"
+    run_dir = demo_runs.out / "latest"
+    assert run_dir.resolve() == report_dir(run).resolve()   # the reports folder holds the dry run too
     doc = json.loads((run_dir / "results.json").read_text())
     assert doc["phases"]["remediate"]["applied"] is True
     summary = (run_dir / "summary.md").read_text()
@@ -111,8 +110,9 @@ def test_demo_flow_from_the_cli(tmp_path):
     assert status["status"] in ("COMPLETE", "HEALTHY") and status["headline"] in summary
     assert "❌" not in summary                                  # healthy: nothing shown as broken
     for c in status["phases"]["validate"]["components"]:
-        line = next(l for l in summary.splitlines() if l.startswith("- ") and f"{c['passed']}/" in l
-                    and ("✅" in l) == (c["status"] == "PASS"))
+        # (not the "since the last run" lists, "- **Fixed:** ...": the dry run came first here)
+        line = next(l for l in summary.splitlines() if l.startswith("- ") and not l.startswith("- **")
+                    and f"{c['passed']}/" in l and ("✅" in l) == (c["status"] == "PASS"))
         assert line
     assert f"{status['actions']['applied']} applied" in summary
     assert "Overall Status: HEALTHY, Critical Failures: 0" in summary

@@ -1,11 +1,13 @@
-"""Phase 1 against every sandbox scenario: the faults are real, found with the right ids, and only them."""
+"""Phase 1 against every sandbox scenario: the faults are real, found with the right ids, and only them.
+
+The healthy, issue-1278 and connector-not-ready diagnoses are the first diagnoses of sandboxes that
+other tests share (``shared_sandbox``): a diagnosis changes nothing, so it is the same diagnosis."""
 from __future__ import annotations
 
 import pytest
 
 from runbook_lib.results import Status, root_causes
-
-from .conftest import diagnose, sandbox
+from tests.plugins.sandboxes import diagnose, sandbox
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
 
@@ -21,16 +23,16 @@ SINGLE_FAULT = {
 }
 
 
-def test_healthy_is_healthy():
-    with sandbox("healthy") as sb:
-        ev, results = diagnose(sb)
-    assert results.verdict.line == "Overall Status: HEALTHY, Critical Failures: 0"
-    assert not [r.id for r in results if r.status in (Status.FAIL, Status.ERROR)]
+def test_healthy_is_healthy(shared_sandbox):
+    results = shared_sandbox("healthy").results
+    failing = [(r.id, r.status.value, r.observed, r.reason) for r in results if r.status in (Status.FAIL, Status.ERROR)]
+    assert results.verdict.line == "Overall Status: HEALTHY, Critical Failures: 0", failing
+    assert not failing
 
 
-def test_issue_1278_names_the_five_faults_with_their_reasons():
-    with sandbox("issue-1278") as sb:
-        ev, results = diagnose(sb)
+def test_issue_1278_names_the_five_faults_with_their_reasons(shared_sandbox):
+    shared = shared_sandbox("issue-1278")
+    ev, results = shared.ev, shared.results
     faults = {f.component: f for f in root_causes(results)}
     # serverless NEG backends (issue 10): the 600 s concerns are Cloud Run's, not the load balancer's
     assert list(faults)[:3] == ["connector", "cloudsql", "certificates"] and "secrets" in faults
@@ -52,11 +54,20 @@ def test_issue_1278_names_the_five_faults_with_their_reasons():
     assert ev.probes["tls.api-staging.netrasystems.ai"][0].reason.value == "hostname_mismatch"
 
 
-@pytest.mark.parametrize("scenario, component", sorted(SINGLE_FAULT.items()))
-def test_each_single_fault_is_found_and_only_it(scenario, component):
-    with sandbox(scenario) as sb:
-        ev, results = diagnose(sb)
-    assert [f.component for f in root_causes(results)] == [component]
+SHARED = {"connector-not-ready"}   # tests/e2e/test_lbpath_sandbox.py reads this first diagnosis too
+
+
+@pytest.mark.parametrize("scenario, component", [
+    pytest.param(s, c, marks=[pytest.mark.xdist_group("shared_sandbox")] if s in SHARED else [])
+    for s, c in sorted(SINGLE_FAULT.items())])
+def test_each_single_fault_is_found_and_only_it(scenario, component, request):
+    if scenario in SHARED:
+        results = request.getfixturevalue("shared_sandbox")(scenario).results
+    else:
+        with sandbox(scenario) as sb:
+            ev, results = diagnose(sb)
+    failing = [(r.id, r.status.value, r.observed, r.reason) for r in results if r.status in (Status.FAIL, Status.ERROR)]
+    assert [f.component for f in root_causes(results)] == [component], failing
     assert not results.verdict.healthy
 
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from github_fake import FakeGitHub
-from runbook_lib.handback import github as github_client
 from runbook_lib.fleet import load_manifest
 from runbook_lib.fleet import report as rollup_mod
 from runbook_lib.fleet.attach import attach_fleet, fleet_marker
 from runbook_lib.fleet.execute import marker_path
+from runbook_lib.handback import github as github_client
+from tests.github_fake import FakeGitHub
 
 ROOT = Path(__file__).resolve().parents[2]
 

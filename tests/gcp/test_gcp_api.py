@@ -7,9 +7,9 @@ import json
 import httpx
 import pytest
 
-from gcp_testkit import SleepRecorder, client, fixture, make_params
 from runbook_lib.errors import ApiError
 from runbook_lib.gcp.api import ApiCall, describe, google_error, operation_state, retry_after_s
+from tests.gcp.gcp_testkit import SleepRecorder, client, fixture, make_params
 
 pytestmark = pytest.mark.timeout(30)
 

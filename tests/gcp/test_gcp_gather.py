@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 
-from gcp_testkit import Router, client, fixture, make_params, sample
 from runbook_lib.gcp import compute, run, secretmanager, sqladmin, vpcaccess
+from tests.gcp.gcp_testkit import Router, client, fixture, make_params, sample
 
 P = "/compute/v1/projects/netra-staging/global"
 

@@ -9,11 +9,16 @@ from datetime import datetime, timedelta, timezone
 import grpc
 import pytest
 from google.cloud.monitoring_v3 import (
-    ListTimeSeriesRequest, ListTimeSeriesResponse, Point, TimeInterval, TimeSeries, TypedValue,
+    ListTimeSeriesRequest,
+    ListTimeSeriesResponse,
+    Point,
+    TimeInterval,
+    TimeSeries,
+    TypedValue,
 )
 
-from gcp_testkit import make_params
 from runbook_lib.gcp import metrics, monitoring
+from tests.gcp.gcp_testkit import make_params
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -5,12 +5,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from gcp_testkit import FIXTURES, SAMPLES, fixture, sample
 from runbook_lib.gcp import compute, run, secretmanager
 from runbook_lib.gcp.compute import BackendHealth, BackendService, HealthCheck, SslCertificate, TargetHttpsProxy
 from runbook_lib.gcp.sqladmin import Instance, postgres_default_max_connections
 from runbook_lib.gcp.timefmt import parse_time
 from runbook_lib.gcp.vpcaccess import Connector
+from tests.gcp.gcp_testkit import FIXTURES, SAMPLES, fixture, sample
 
 
 def check_cloudrun(body):

@@ -6,10 +6,10 @@ import json
 import pytest
 from pydantic import SecretStr
 
-from gcp_testkit import make_params, sample
 from runbook_lib.errors import RemediationError
 from runbook_lib.gcp import compute, secretmanager, sqladmin, vpcaccess
 from runbook_lib.gcp.compute import BackendService, HealthCheck
+from tests.gcp.gcp_testkit import make_params, sample
 
 PARAMS = make_params()
 

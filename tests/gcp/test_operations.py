@@ -7,9 +7,9 @@ import asyncio
 import httpx
 import pytest
 
-from gcp_testkit import SleepRecorder, client
 from runbook_lib.errors import ApiError
 from runbook_lib.gcp.api import is_operation, operation_path, operation_status
+from tests.gcp.gcp_testkit import SleepRecorder, client
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -16,12 +16,10 @@ import pytest
 import yaml
 
 from runbook_lib import redact
-
-from runbook_lib.run import runner
 from runbook_lib.evidence import Evidence, EvidenceError
 from runbook_lib.params import load_params
-
-from .conftest import REPLAY, ROOT, run_dirs, runbook
+from runbook_lib.run import runner
+from tests.plugins.runs import REPLAY, ROOT, cli_argv, runbook
 
 EXAMPLES = ROOT / "examples" / "evidence" / "issue-1278"
 
@@ -101,7 +99,7 @@ def test_a_300_character_target_name_is_refused_before_any_folder(tmp_path):
 
 
 def test_an_override_that_is_not_utf8(tmp_path):
-    proc = subprocess.run([*__import__("tests.hardening.conftest", fromlist=["cli_argv"]).cli_argv(
+    proc = subprocess.run([*cli_argv(
         "params", "--params", str(REPLAY)), os.fsencode("-p"), b"target.name=\xff"],
         capture_output=True, text=True, cwd=ROOT, timeout=60)
     one_line_exit_2(proc, "expected UTF-8 text")

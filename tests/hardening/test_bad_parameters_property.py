@@ -20,7 +20,6 @@ from typing import Any, Iterator
 from unittest import mock
 
 import papermill
-import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -28,8 +27,7 @@ from pydantic import BaseModel
 
 from runbook_lib import cli
 from runbook_lib.params import Params
-
-from .conftest import ROOT
+from tests.plugins.runs import ROOT
 
 EXAMPLE = ROOT / "parameters" / "staging.example.yaml"
 EXAMPLE_DATA: dict = yaml.safe_load(EXAMPLE.read_text())

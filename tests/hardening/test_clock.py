@@ -4,21 +4,16 @@ names the checks it affects."""
 from __future__ import annotations
 
 import asyncio
-import sys
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
-from pathlib import Path
 
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "checks"))  # checks_testkit
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gcp"))     # gcp_testkit
-
-from checks_testkit import NOW, healthy_evidence, make_params  # noqa: E402
-from gcp_testkit import client  # noqa: E402
-from runbook_lib.checks import clock, evaluate_all  # noqa: E402
-from runbook_lib.results import Status  # noqa: E402
+from runbook_lib.checks import clock, evaluate_all
+from runbook_lib.results import Status
+from tests.checks.checks_testkit import NOW, healthy_evidence, make_params
+from tests.gcp.gcp_testkit import client
 
 PARAMS = make_params()
 

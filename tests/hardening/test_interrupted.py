@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPLAY, ROOT, cli_argv, kernels_of, run_dirs, runbook, status_of, wait_gone
+from tests.plugins.runs import REPLAY, ROOT, cli_argv, kernels_of, run_dirs, runbook, status_of, wait_gone
 
 pytestmark = pytest.mark.e2e
 

@@ -3,8 +3,9 @@ message naming the missing role), "API disabled" (SKIP with the enable command),
 truncated bodies (ERROR with the reason), and slower than the deadline (ERROR timeout). In every
 case the gather completes and every check still has a result: nothing goes missing.
 
-One healthy sandbox for the module; each case injects its fault, gathers Phase 1 in-process,
-and clears the faults again.
+One healthy sandbox for the module (the session's shared one: its first diagnosis is the baseline
+here and tests/e2e/test_scenarios.py's healthy verdict); each case injects its fault, gathers
+Phase 1 in-process, and clears the faults again.
 """
 from __future__ import annotations
 
@@ -15,10 +16,8 @@ from pathlib import Path
 import pytest
 
 from runbook_lib.results import Status
-
-from tests.e2e.conftest import diagnose, sandbox
-
-from .conftest import clear_faults, clear_requests, inject_fault, requests_seen, run_dirs, runbook
+from tests.plugins.runs import run_dirs, runbook
+from tests.plugins.sandboxes import clear_faults, clear_requests, diagnose, inject_fault, requests_seen
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
 
@@ -71,9 +70,10 @@ def api_problems(results) -> dict:
 
 
 @pytest.fixture(scope="module")
-def healthy():
-    with sandbox("healthy") as sb:
-        _, baseline = diagnose(sb)
+def healthy(shared_sandbox):
+    shared = shared_sandbox("healthy")
+    with shared.claim("the misbehaving-API cases") as sb:
+        baseline = shared.results
         assert not api_problems(baseline), api_problems(baseline)
         yield sb, [r.id for r in baseline]
 

@@ -10,20 +10,16 @@ Each test pins one boundary exactly where the mutation moves it:
 from __future__ import annotations
 
 import copy
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "checks"))  # checks_testkit
-
-from checks_testkit import fixture, healthy_evidence, make_params, ok, probe  # noqa: E402
-from runbook_lib.checks import cloudsql, secrets  # noqa: E402
-from runbook_lib.checks._util import covers, name_matches  # noqa: E402
-from runbook_lib.errors import RemediationError  # noqa: E402
-from runbook_lib.remediate.apply import check_confirmation  # noqa: E402
-from runbook_lib.remediate.plan import Plan  # noqa: E402
-from runbook_lib.results import ResultSet, Status  # noqa: E402
+from runbook_lib.checks import cloudsql, secrets
+from runbook_lib.checks._util import covers, name_matches
+from runbook_lib.errors import RemediationError
+from runbook_lib.remediate.apply import check_confirmation
+from runbook_lib.remediate.plan import Plan
+from runbook_lib.results import ResultSet, Status
+from tests.checks.checks_testkit import fixture, healthy_evidence, make_params, ok, probe
 
 PARAMS = make_params()   # live: time scale 1, so the threshold on the wire is exactly 35 s
 

@@ -22,8 +22,7 @@ import yaml
 from runbook_lib import redact
 from runbook_lib.params import load_params
 from runbook_lib.sandbox.scenario import SCENARIO_DIR
-
-from .conftest import ROOT, run_dirs, runbook
+from tests.plugins.runs import ROOT, run_dirs, runbook
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
 

@@ -11,16 +11,21 @@ import json
 
 import pytest
 
-from runbook_lib.util.aio import run_sync
-from runbook_lib.gather.environment import open_environment
 from runbook_lib.errors import RemediationError
+from runbook_lib.gather.environment import open_environment
 from runbook_lib.params import load_params
 from runbook_lib.remediate import apply_plan, build_plan
 from runbook_lib.remediate.apply import check_confirmation
-
-from tests.e2e.conftest import diagnose, sandbox
-
-from .conftest import clear_faults, clear_requests, inject_fault, mutating, requests_seen
+from runbook_lib.util.aio import run_sync
+from tests.plugins.sandboxes import (
+    clear_faults,
+    clear_requests,
+    diagnose,
+    inject_fault,
+    mutating,
+    requests_seen,
+    sandbox,
+)
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
 

@@ -9,14 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import psutil
 import pytest
 
 from runbook_lib.sandbox import manager
-
-from .conftest import ROOT, cli_argv, runbook
+from tests.plugins.runs import ROOT, cli_argv, runbook
 
 pytestmark = pytest.mark.sandbox
 SANDBOX_PARAMS = ROOT / "parameters" / "sandbox.yaml"

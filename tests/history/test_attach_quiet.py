@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from github_fake import FakeGitHub
 from runbook_lib.handback import attach as attach_mod
 from runbook_lib.handback import github as github_client
 from runbook_lib.handback.attach import attach, report_marker
 from runbook_lib.history import quiet
 from runbook_lib.history.synthetic import write_run
+from tests.github_fake import FakeGitHub
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO, ISSUE, TOKEN = "acme/staging-app", 1278, "test-token-quiet-42"

@@ -5,8 +5,8 @@ import json
 from types import SimpleNamespace
 
 from runbook_lib import since_last_run
-from runbook_lib.results import CheckResult, ResultSet
 from runbook_lib.history.synthetic import write_run
+from runbook_lib.results import CheckResult, ResultSet
 
 
 def test_phase_one_compares_its_results_with_the_last_completed_run(tmp_path, capsys):

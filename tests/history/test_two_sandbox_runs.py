@@ -35,20 +35,16 @@ def final(doc: dict) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def two_runs(tmp_path_factory):
-    out = tmp_path_factory.mktemp("reports")
-    first = runbook("run", "--out", str(out), "--no-progress")
+def two_runs(demo_runs):
+    # the runs are the session's (tests/plugins/runs.py): tests/e2e/test_remediation_flow.py's demo flow too
+    out, first, plan, second = demo_runs.out, demo_runs.dry, demo_runs.plan, demo_runs.applied
     assert first.returncode == 1, first.stdout[-2000:] + first.stderr[-3000:]
     d1 = Path(re.search(r"^Report: (.+)$", first.stdout, re.M)[1])
     doc1 = json.loads((d1 / "results.json").read_text())
     assert doc1["since_last_run"]["base"] is None
     assert doc1["phases"]["remediate"]["applied"] is False
     # as `make demo` does: the plan id from a dry run just before, then apply exactly that plan
-    plan = runbook("plan", "--id-only", timeout=300)
     assert plan.returncode == 0, plan.stderr[-2000:]
-    plan_id = plan.stdout.strip()
-    second = runbook("run", "-p", "remediation.apply=true", "-p", f"remediation.confirm={plan_id}",
-                     "--out", str(out), "--no-progress")
     assert second.returncode in (0, 1) and "INCOMPLETE" not in second.stderr, second.stdout[-2000:] + second.stderr[-3000:]
     d2 = Path(re.search(r"^Report: (.+)$", second.stdout, re.M)[1])
     return out, d1, d2, doc1, json.loads((d2 / "results.json").read_text()), second.stdout

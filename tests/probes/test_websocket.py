@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import asyncio
 
+from runbook_lib import redact
 from runbook_lib.probes import websocket
 from runbook_lib.probes.base import PHASES, Attempt, NetContext, Reason
-from runbook_lib import redact
 from runbook_lib.redact import MASK
 
 CHAT = {"type": "chat", "id": "r1", "text": "hello"}

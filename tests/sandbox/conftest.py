@@ -1,56 +1,21 @@
-"""Fixtures for the sandbox data-plane tests: one real PostgreSQL per session, a local CA, and a
-fake ``DataPlaneView`` whose answers a test sets directly."""
+"""Fixtures for the sandbox tests. Data plane: one real PostgreSQL per session, a local CA, a fake
+``DataPlaneView`` whose answers a test sets directly. Control plane: an asyncio loop in a thread,
+and ``sandbox``: a real sandbox process (``manager.running``), issue-1278 unless parametrized
+indirectly with another scenario; yields ``RunningSandbox`` (info, effective Params, workdir).
+Their helpers (``FakeView``, ``sandbox_params``, ...) are in ``kit.py``."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from runbook_lib.sandbox.dataplane_view import CertKind, ProxyPolicy
+from runbook_lib.params import dump_params
+from runbook_lib.sandbox.manager import RunningSandbox, running
 from runbook_lib.sandbox.pki import LocalCA
 from runbook_lib.sandbox.postgres import PostgresServer
 
-PG_APP_USER = "app"
-PG_APP_DB = "app"
-PG_APP_PASSWORD = "sandbox-app-password"  # a test credential for a throwaway server
-
-
-@dataclass
-class FakeView:
-    """A ``DataPlaneView`` with settable answers (the real one reads the API emulator's state)."""
-
-    time_scale: float = 0.02
-    policy: ProxyPolicy = field(default_factory=ProxyPolicy)
-    certificates: dict[str, CertKind] = field(default_factory=dict)
-    default_certificate: CertKind = "valid"
-    ws_lifetime: float | None = None
-    startup_remaining: float = 0.0
-    secrets: dict[str, str] = field(default_factory=dict)
-    required: list[str] = field(default_factory=list)
-    dark: bool = False
-
-    def proxy_policy(self) -> ProxyPolicy:
-        return self.policy
-
-    def certificate_for(self, domain: str) -> CertKind:
-        return self.certificates.get(domain, self.default_certificate)
-
-    def ws_lifetime_s(self) -> float | None:
-        return self.ws_lifetime
-
-    def startup_remaining_s(self) -> float:
-        return self.startup_remaining
-
-    def secret_problems(self) -> list[str]:
-        return [name for name in self.required if name not in self.secrets]
-
-    def secret_value(self, name: str) -> str | None:
-        return self.secrets.get(name)
-
-    def blackout(self) -> bool:
-        return self.dark
+from .kit import PG_APP_DB, PG_APP_PASSWORD, PG_APP_USER, FakeView, LoopThread, sandbox_params
 
 
 @pytest.fixture
@@ -82,3 +47,21 @@ def pg_app_kwargs(pg_server: PostgresServer) -> dict[str, object]:
     """psycopg keyword arguments for the ``app`` role over TCP+TLS, straight to the server."""
     return {**pg_server.connect_kwargs(user=PG_APP_USER, dbname=PG_APP_DB),
             "password": PG_APP_PASSWORD, "connect_timeout": 5}
+
+
+@pytest.fixture
+def loop_thread() -> Iterator[LoopThread]:
+    lt = LoopThread()
+    try:
+        yield lt
+    finally:
+        lt.close()
+
+
+@pytest.fixture
+def sandbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningSandbox]:
+    scenario = getattr(request, "param", "issue-1278")
+    params_file = tmp_path / "sandbox.yaml"
+    params_file.write_text(dump_params(sandbox_params(scenario)))
+    with running(params_file, scenario, tmp_path / "sandbox") as sb:
+        yield sb

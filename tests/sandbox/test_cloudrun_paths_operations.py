@@ -10,7 +10,7 @@ from runbook_lib.sandbox.emulator import Emulator
 from runbook_lib.sandbox.scenario import load_scenario, validate_scenario
 from runbook_lib.sandbox.state import SandboxState
 
-from .conftest_cp import LoopThread, loop_thread, sandbox_params  # noqa: F401 (fixture)
+from .kit import LoopThread, sandbox_params
 
 P, R = "netra-staging", "us-central1"
 SCALE = 0.02

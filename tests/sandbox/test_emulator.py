@@ -13,7 +13,7 @@ import pytest
 from runbook_lib.sandbox.emulator import Emulator
 from runbook_lib.sandbox.state import SandboxState
 
-from .conftest_cp import LoopThread, loop_thread, make_state, sample  # noqa: F401 (fixture)
+from .kit import LoopThread, make_state, sample
 
 P, R = "netra-staging", "us-central1"
 CONNECTOR = f"/v1/projects/{P}/locations/{R}/connectors/staging-connector"

@@ -7,18 +7,27 @@ import time
 from typing import Iterator
 
 import grpc
-from google.api.metric_pb2 import MetricDescriptor
 import pytest
+from google.api.metric_pb2 import MetricDescriptor
 from google.api_core import exceptions as gexc
 from google.cloud import monitoring_v3
 from google.cloud.monitoring_v3 import query
 from google.cloud.monitoring_v3.services.metric_service.transports import MetricServiceGrpcTransport
 
-from runbook_lib.sandbox.metrics import (CONNECTOR_INSTANCES, DB_CONNECT, LB_LATENCIES, RUN_LATENCIES, SQL_BACKENDS,
-                                         BackendsUnavailable, MetricsSampler, MetricStore, Names)
+from runbook_lib.sandbox.metrics import (
+    CONNECTOR_INSTANCES,
+    DB_CONNECT,
+    LB_LATENCIES,
+    RUN_LATENCIES,
+    SQL_BACKENDS,
+    BackendsUnavailable,
+    MetricsSampler,
+    MetricStore,
+    Names,
+)
 from runbook_lib.sandbox.monitoring_grpc import MonitoringServer
 
-from .conftest_cp import LoopThread, loop_thread, make_state  # noqa: F401 (fixture)
+from .kit import LoopThread, make_state
 
 P = "netra-staging"
 Aligner = monitoring_v3.Aggregation.Aligner
@@ -89,7 +98,7 @@ def test_percentile_aligners_on_latency_distributions(mon: Monitoring) -> None:
     assert frame.iloc[0, 0] == pytest.approx(39.61)  # p99 of 1..40 ms, interpolated
     p50 = mon.query(RUN_LATENCIES).align(Aligner.ALIGN_PERCENTILE_50, minutes=5).as_dataframe(
         label="response_code_class")
-    by_class = dict(zip(p50.columns.get_level_values(0), p50.iloc[0]))
+    by_class = dict(zip(p50.columns.get_level_values(0), p50.iloc[0], strict=True))
     assert by_class["5xx"] == pytest.approx(1000.0) and by_class["2xx"] == pytest.approx(20.5)
 
 

@@ -14,7 +14,7 @@ from google.auth.credentials import AnonymousCredentials
 
 from runbook_lib.sandbox.emulator import Emulator
 
-from .conftest_cp import LoopThread, loop_thread, make_state  # noqa: F401 (fixture)
+from .kit import LoopThread, make_state
 
 P, R = "netra-staging", "us-central1"
 

@@ -15,7 +15,7 @@ import pytest
 from runbook_lib.sandbox import postgres as pg_mod
 from runbook_lib.sandbox.postgres import PostgresServer
 
-from .conftest import PG_APP_USER
+from .kit import PG_APP_USER
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,9 +4,9 @@ nothing behind."""
 from __future__ import annotations
 
 import base64
-import os
 import http.client
 import json
+import os
 import socket
 import ssl
 import time
@@ -21,8 +21,6 @@ import pytest
 from runbook_lib.errors import EnvironmentError_
 from runbook_lib.sandbox import manager
 from runbook_lib.sandbox.manager import RunningSandbox
-
-from .conftest_cp import sandbox  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.sandbox
 
@@ -59,7 +57,7 @@ def db_connect(sb: RunningSandbox) -> psycopg.Connection[Any]:
                            sslmode=p.sslmode, connect_timeout=2)
 
 
-def test_issue_1278_seen_fixed_and_gone(sandbox: RunningSandbox) -> None:  # noqa: F811 (fixture)
+def test_issue_1278_seen_fixed_and_gone(sandbox: RunningSandbox) -> None:
     sb, params = sandbox, sandbox.params
     api = httpx.Client(timeout=5.0)
     url = {name: str(getattr(params.endpoints, name)) for name in
@@ -198,9 +196,9 @@ def _cmdline(p: psutil.Process) -> list[str]:
 
 def test_up_rejects_an_unknown_scenario_before_spawning(tmp_path: Path) -> None:
     from runbook_lib.errors import ScenarioError
-
-    from .conftest_cp import sandbox_params
     from runbook_lib.params import dump_params
+
+    from .kit import sandbox_params
 
     source = tmp_path / "sandbox.yaml"
     source.write_text(dump_params(sandbox_params("healthy")))

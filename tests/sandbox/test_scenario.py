@@ -10,7 +10,7 @@ from runbook_lib.errors import ScenarioError
 from runbook_lib.sandbox.dataplane_view import DataPlaneView
 from runbook_lib.sandbox.scenario import available, load_scenario
 
-from .conftest_cp import make_state
+from .kit import make_state
 
 FRONTEND, API = "staging.netrasystems.ai", "api-staging.netrasystems.ai"
 REQUIRED_SCENARIOS = {"healthy", "issue-1278", "blackout", "connector-saturated", "cloudsql-stopped",
@@ -137,7 +137,7 @@ def test_warmup_counts_down_with_the_injected_clock() -> None:
     from runbook_lib.sandbox.scenario import validate_scenario
     from runbook_lib.sandbox.state import SandboxState
 
-    from .conftest_cp import sandbox_params
+    from .kit import sandbox_params
 
     scenario = validate_scenario({"name": "warm", "services": {"warmup_s": 100},
                                   "load_balancer": {"topology": "instance-groups"}}, "inline")
@@ -153,7 +153,7 @@ def test_secret_names_in_a_scenario_must_be_required_ones() -> None:
     from runbook_lib.sandbox.scenario import validate_scenario
     from runbook_lib.sandbox.state import SandboxState
 
-    from .conftest_cp import sandbox_params
+    from .kit import sandbox_params
 
     scenario = validate_scenario({"name": "x", "secrets": {"missing": ["not-a-secret"]}}, "inline")
     with pytest.raises(RunbookError, match="secrets.missing: expected names from secrets.required, got not-a-secret"):

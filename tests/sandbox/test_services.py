@@ -21,7 +21,7 @@ from runbook_lib.sandbox.pki import LocalCA
 from runbook_lib.sandbox.postgres import PostgresServer
 from runbook_lib.sandbox.services import StagingServices, client_hello_sni, prepare_database
 
-from .conftest import FakeView
+from .kit import FakeView
 
 FRONTEND = "staging.netrasystems.ai"
 API = "api-staging.netrasystems.ai"

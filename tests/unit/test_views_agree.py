@@ -21,9 +21,9 @@ from runbook_lib.params import load_params
 from runbook_lib.render import page
 from runbook_lib.render.index import write_index
 from runbook_lib.render.summary import absolute_links, build_summary
-from runbook_lib.run.report import NOTEBOOKS, merge_results, read_phase, write_phase, write_status
-from runbook_lib.results import ResultSet, Status, phase_status, root_causes, run_status
 from runbook_lib.render.terminal import phase_line
+from runbook_lib.results import ResultSet, Status, phase_status, root_causes, run_status
+from runbook_lib.run.report import NOTEBOOKS, merge_results, read_phase, write_phase, write_status
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,23 +1,21 @@
-"""Fixtures for the sandbox control-plane tests (imported by those tests, not auto-loaded, so they
-never clash with the data-plane fixtures in ``conftest.py``).
+"""Helpers for the sandbox tests (their fixtures are in ``conftest.py``):
 
 - ``sandbox_params(scenario)``: Params for a sandbox target, every name from the example file;
+- ``make_state(scenario)``, ``sample(name)``: emulator state, a recorded API response;
 - ``LoopThread``: an asyncio loop in a thread, for in-process servers under a synchronous test;
-- ``sandbox``: a real sandbox process (``manager.running``), issue-1278 unless parametrized
-  indirectly with another scenario; yields ``RunningSandbox`` (info, effective Params, workdir).
+- ``FakeView``: a ``DataPlaneView`` whose answers a test sets directly; the ``app`` role's names.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Iterator, TypeVar
+from typing import Any, Awaitable, TypeVar
 
-import pytest
-
-from runbook_lib.params import Params, dump_params, load_params
-from runbook_lib.sandbox.manager import RunningSandbox, running
+from runbook_lib.params import Params, load_params
+from runbook_lib.sandbox.dataplane_view import CertKind, ProxyPolicy
 from runbook_lib.sandbox.scenario import load_scenario
 from runbook_lib.sandbox.state import SandboxState
 
@@ -58,19 +56,42 @@ class LoopThread:
         self.loop.close()
 
 
-@pytest.fixture
-def loop_thread() -> Iterator[LoopThread]:
-    lt = LoopThread()
-    try:
-        yield lt
-    finally:
-        lt.close()
+PG_APP_USER = "app"
+PG_APP_DB = "app"
+PG_APP_PASSWORD = "sandbox-app-password"  # a test credential for a throwaway server
 
 
-@pytest.fixture
-def sandbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningSandbox]:
-    scenario = getattr(request, "param", "issue-1278")
-    params_file = tmp_path / "sandbox.yaml"
-    params_file.write_text(dump_params(sandbox_params(scenario)))
-    with running(params_file, scenario, tmp_path / "sandbox") as sb:
-        yield sb
+@dataclass
+class FakeView:
+    """A ``DataPlaneView`` with settable answers (the real one reads the API emulator's state)."""
+
+    time_scale: float = 0.02
+    policy: ProxyPolicy = field(default_factory=ProxyPolicy)
+    certificates: dict[str, CertKind] = field(default_factory=dict)
+    default_certificate: CertKind = "valid"
+    ws_lifetime: float | None = None
+    startup_remaining: float = 0.0
+    secrets: dict[str, str] = field(default_factory=dict)
+    required: list[str] = field(default_factory=list)
+    dark: bool = False
+
+    def proxy_policy(self) -> ProxyPolicy:
+        return self.policy
+
+    def certificate_for(self, domain: str) -> CertKind:
+        return self.certificates.get(domain, self.default_certificate)
+
+    def ws_lifetime_s(self) -> float | None:
+        return self.ws_lifetime
+
+    def startup_remaining_s(self) -> float:
+        return self.startup_remaining
+
+    def secret_problems(self) -> list[str]:
+        return [name for name in self.required if name not in self.secrets]
+
+    def secret_value(self, name: str) -> str | None:
+        return self.secrets.get(name)
+
+    def blackout(self) -> bool:
+        return self.dark
