@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import html
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from runbook_lib.evidence import atomic_write_json, atomic_write_text
 from runbook_lib.fleet.execute import marker_path
 from runbook_lib.fleet.manifest import Fleet
+from runbook_lib.util import clock
 
 SCHEMA_VERSION = 1
 EXIT = {"HEALTHY": 0, "UNHEALTHY": 1, "FAILED": 2}
@@ -73,7 +73,7 @@ def build(fleet: Fleet, fdir: Path, *, fleet_id: str, wall_s: float | None = Non
         "schema_version": SCHEMA_VERSION,
         "fleet_id": fleet_id,
         "manifest": str(fleet.path),
-        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "built_at": clock.iso_now(),
         "status": status,
         "exit_code": EXIT[status],
         "line": line(counts, len(rows)),

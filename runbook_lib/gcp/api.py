@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlparse
@@ -25,6 +24,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from runbook_lib.errors import RemediationError
+from runbook_lib.util import clock
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def retry_after_s(value: str | None) -> float | None:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max((when - datetime.now(timezone.utc)).total_seconds(), 0.0)
+    return max((when - clock.utc_now()).total_seconds(), 0.0)
 
 
 LRO_APIS = {"vpcaccess": "v1", "run": "v2", "networkmanagement": "v1"}  # google.longrunning.Operation

@@ -23,7 +23,7 @@ import json
 import random
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable
 
 import httpx
@@ -34,6 +34,7 @@ from runbook_lib.evidence import ApiRecord, ErrorInfo
 from runbook_lib.gcp.api import ApiCall, describe, google_error, operation_path, operation_state, retry_after_s
 from runbook_lib.gcp.products import PRODUCTS
 from runbook_lib.params import Deadlines, Endpoints
+from runbook_lib.util import clock
 
 # The last answer's Date header and local arrival time, per task (each read is its own task).
 _LAST_DATE: contextvars.ContextVar[tuple[str | None, datetime | None]] = contextvars.ContextVar(
@@ -278,7 +279,7 @@ class ApiClient:
             finally:
                 await response.aclose()
             self._log(method, url, response.status_code, started, attempt)
-            _LAST_DATE.set((response.headers.get("date"), datetime.now(timezone.utc)))  # checks/clock.py
+            _LAST_DATE.set((response.headers.get("date"), clock.utc_now()))  # checks/clock.py
             status = response.status_code
             if status in RETRYABLE_STATUS:
                 retry_ok = status == 429 or not mutation or method in IDEMPOTENT

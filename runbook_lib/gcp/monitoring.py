@@ -21,6 +21,7 @@ from typing import Any, Callable
 from runbook_lib import redact
 from runbook_lib.evidence import ErrorInfo, MetricRecord, Point, Series
 from runbook_lib.params import Params
+from runbook_lib.util import clock
 
 ClientFactory = Callable[[Params], Any]
 
@@ -76,7 +77,7 @@ async def gather(params: Params, *, client_factory: ClientFactory | None = None)
         return {s.key: _failed(s, kind, message) for s in wanted}
     # Whole seconds (the API drops sub-second precision), rounded up so nothing recorded before
     # this call falls after the window.
-    end = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=1)
+    end = clock.utc_now().replace(microsecond=0) + timedelta(seconds=1)
     try:
         answers = await asyncio.gather(*(_query(client, s, params, end) for s in wanted))
     finally:
