@@ -246,6 +246,6 @@ def test_instance_group_backends_keep_todays_checks_with_neg_evidence_present():
 
 
 def sample_negs() -> dict:
-    from checks_testkit import recorded
+    from tests.checks.checks_testkit import recorded
 
     return {"networkEndpointGroups": recorded("gcpdiag/lb2--compute-negs-europe-west4-b.json")["items"]}

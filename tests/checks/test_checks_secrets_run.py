@@ -158,7 +158,7 @@ def test_missing_service_and_wrong_vpc():
 def test_recorded_sample_service_has_no_vpc_access():
     params = make_params(**{"cloud_run.services": ["cloudrun1"]})
     ev = healthy_evidence()
-    from checks_testkit import sample
+    from tests.checks.checks_testkit import sample
 
     ev.api["run.services"] = ok("run.services", sample("cloudrun1--cloudrun_services.json"))
     rs = rresults(ev, params)

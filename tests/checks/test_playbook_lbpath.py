@@ -12,6 +12,7 @@ from runbook_lib.gcp import compute
 from runbook_lib.probes.base import Reason
 from runbook_lib.remediate.certificate_wait import detach_ready
 from runbook_lib.remediate.plan import build_plan
+from tests.checks import checks_testkit
 from tests.checks.checks_testkit import (
     API,
     FRONTEND,
@@ -49,7 +50,7 @@ def test_serverless_backends_are_never_patched():
 def test_instance_group_backends_still_get_their_patches():
     ev = healthy_evidence()
     ev.api["compute.backendServices"] = ok("compute.backendServices",
-                                           __import__("checks_testkit").backend_services_body(timeout=30))
+                                           checks_testkit.backend_services_body(timeout=30))
     ids = {a.id for a in plan_for(ev).actions}
     assert {"lb.timeout.staging-backend-service", "lb.timeout.staging-auth-service"} <= ids
 
