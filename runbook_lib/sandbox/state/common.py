@@ -56,6 +56,12 @@ class Call:
     body: dict[str, Any] = field(default_factory=dict)
 
 
+def ids(name: str, count: int) -> tuple[str, ...]:
+    """The first ``count`` ids of a resource name: ``projects/P/locations/L/services/S`` -> (P, L, S)
+    for 3. The router matched the method's flatPath first, so the segments are there."""
+    return tuple(name.split("/")[1::2][:count])
+
+
 def num_id(*parts: str, digits: int = 19) -> str:
     """Stable numeric ids (compute ids, project numbers) derived from names."""
     n = int(hashlib.sha256("/".join(parts).encode()).hexdigest(), 16)

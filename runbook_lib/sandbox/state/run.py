@@ -18,7 +18,7 @@ import re
 import uuid
 from typing import Any
 
-from runbook_lib.sandbox.state.common import ACTOR, ApiFault, Base, bad_request, fingerprint
+from runbook_lib.sandbox.state.common import ACTOR, ApiFault, Base, bad_request, fingerprint, ids
 
 SERVICE_TYPE = "type.googleapis.com/google.cloud.run.v2.Service"
 PROBE_CAP_S = 240
@@ -34,11 +34,11 @@ def _seconds(duration: str | None, default: float = 0.0) -> float:
 class Run(Base):
     HANDLERS = {
         "run.projects.locations.services.list": lambda s, c: s._page_of(
-            c, s.list_services(*_pl(c.params["parent"])), "services"),
-        "run.projects.locations.services.get": lambda s, c: s.get_service(*_pls(c.params["name"])),
+            c, s.list_services(*ids(c.params["parent"], 2)), "services"),
+        "run.projects.locations.services.get": lambda s, c: s.get_service(*ids(c.params["name"], 3)),
         "run.projects.locations.services.patch": lambda s, c: s.patch_service(c.params["name"], c.body, c.query),
         "run.projects.locations.services.revisions.list": lambda s, c: s._page_of(
-            c, s.list_revisions(*_pls(c.params["parent"])), "revisions"),
+            c, s.list_revisions(*ids(c.params["parent"], 3)), "revisions"),
         "run.projects.locations.services.revisions.get": lambda s, c: s.get_revision(c.params["name"]),
         "run.projects.locations.operations.get": lambda s, c: s._run_operation(c.params["name"]),
         "run.projects.locations.operations.wait": lambda s, c: s._run_operation(c.params["name"]),
@@ -254,7 +254,7 @@ class Run(Base):
 
     def get_revision(self, name: str) -> dict[str, Any]:
         with self._lock:
-            project, location, service = _pls(name.split("/revisions/")[0])
+            project, location, service = ids(name.split("/revisions/")[0], 3)
             self.get_service(project, location, service)
             rev = self._revisions[service].get(name.rsplit("/", 1)[-1])
             if rev is None:
@@ -271,7 +271,7 @@ class Run(Base):
     # --- services.patch ------------------------------------------------------------------------
 
     def patch_service(self, name: str, body: dict[str, Any], query: dict[str, Any]) -> dict[str, Any]:
-        project, location, svc = _pls(name)
+        project, location, svc = ids(name, 3)
         with self._lock:
             current = self.get_service(project, location, svc)
             if self.ops.running("run") and any(p.resource["metadata"].get("name") == name
@@ -418,13 +418,3 @@ def _copy_path(src: dict[str, Any], dst: dict[str, Any], path: str) -> None:
 
 def _meta(service: dict[str, Any]) -> dict[str, Any]:
     return {k: copy.deepcopy(v) for k, v in service.items() if k in ("name", "uid", "generation", "template")}
-
-
-def _pl(parent: str) -> tuple[str, str]:
-    parts = parent.split("/")
-    return parts[1], parts[3]
-
-
-def _pls(name: str) -> tuple[str, str, str]:
-    parts = name.split("/")
-    return parts[1], parts[3], parts[5]

@@ -13,7 +13,7 @@ import time
 from typing import Any, Iterable
 
 from runbook_lib.errors import RunbookError
-from runbook_lib.sandbox.state.common import SQL_PRIVATE_IP, ApiFault, Base, bad_request
+from runbook_lib.sandbox.state.common import SQL_PRIVATE_IP, ApiFault, Base, bad_request, ids
 
 
 def canary_value(secret_id: str) -> str:
@@ -31,21 +31,21 @@ def canary_value(secret_id: str) -> str:
 class SecretManager(Base):
     HANDLERS = {
         "secretmanager.projects.secrets.list": lambda s, c: s._page_of(
-            c, s.list_secrets(_project(c.params["parent"])), "secrets", total=True),
+            c, s.list_secrets(ids(c.params["parent"], 1)[0]), "secrets", total=True),
         "secretmanager.projects.secrets.create": lambda s, c: s.create_secret(
-            _project(c.params["parent"]), c.query.get("secretId"), c.body),
-        "secretmanager.projects.secrets.get": lambda s, c: s.get_secret(*_secret(c.params["name"])),
-        "secretmanager.projects.secrets.addVersion": lambda s, c: s.add_version(*_secret(c.params["parent"]), c.body),
+            ids(c.params["parent"], 1)[0], c.query.get("secretId"), c.body),
+        "secretmanager.projects.secrets.get": lambda s, c: s.get_secret(*ids(c.params["name"], 2)),
+        "secretmanager.projects.secrets.addVersion": lambda s, c: s.add_version(*ids(c.params["parent"], 2), c.body),
         "secretmanager.projects.secrets.versions.list": lambda s, c: s._page_of(
-            c, s.list_versions(*_secret(c.params["parent"])), "versions", total=True),
-        "secretmanager.projects.secrets.versions.get": lambda s, c: s.get_version(*_version(c.params["name"])),
-        "secretmanager.projects.secrets.versions.access": lambda s, c: s.access_version(*_version(c.params["name"])),
+            c, s.list_versions(*ids(c.params["parent"], 2)), "versions", total=True),
+        "secretmanager.projects.secrets.versions.get": lambda s, c: s.get_version(*ids(c.params["name"], 3)),
+        "secretmanager.projects.secrets.versions.access": lambda s, c: s.access_version(*ids(c.params["name"], 3)),
         "secretmanager.projects.secrets.versions.enable": lambda s, c: s.set_version_state(
-            *_version(c.params["name"]), "enable"),
+            *ids(c.params["name"], 3), "enable"),
         "secretmanager.projects.secrets.versions.disable": lambda s, c: s.set_version_state(
-            *_version(c.params["name"]), "disable"),
+            *ids(c.params["name"], 3), "disable"),
         "secretmanager.projects.secrets.versions.destroy": lambda s, c: s.set_version_state(
-            *_version(c.params["name"]), "destroy"),
+            *ids(c.params["name"], 3), "destroy"),
     }
 
     _secrets: dict[str, dict[str, Any]]
@@ -201,18 +201,6 @@ class SecretManager(Base):
 
 
 
-def _project(parent: str) -> str:
-    return parent.split("/")[1]
-
-
-def _secret(name: str) -> tuple[str, str]:
-    parts = name.split("/")
-    return parts[1], parts[3]
-
-
-def _version(name: str) -> tuple[str, str, str]:
-    parts = name.split("/")
-    return parts[1], parts[3], parts[5]
 
 
 def _crc32c(data: bytes) -> int:
