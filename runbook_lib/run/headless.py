@@ -8,12 +8,11 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from runbook_lib.gather.environment import open_environment
+from runbook_lib.gather.environment import open_environment, target_running
 from runbook_lib.params import load_params
 from runbook_lib.render.style import ICONS, STATUS_WORDS
 from runbook_lib.render.tables import failures_text
 from runbook_lib.results import ResultSet, component_statuses
-from runbook_lib.run.runner import target_running
 from runbook_lib.util.aio import run_sync
 
 
